@@ -1,0 +1,109 @@
+"""JSON Web Signature in compact serialisation (RFC 7515), via python-jose.
+
+:func:`verify` returns the verified payload or raises; it never returns a bool.
+The accepted algorithms are a required argument and must come from the key's
+record, never from the token: this closes the ``alg: none`` and the
+HMAC-keyed-with-a-public-key forgeries (RFC 8725, section 2.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+
+from jose import jwk as jose_jwk
+from jose import jws as jose_jws
+from jose.exceptions import JOSEError
+
+from .errors import AlgorithmNotAllowed, KeyInvalid, MalformedJWS, SignatureInvalid
+from .keys import OFFICE_ALGORITHMS, PrivateKey, PublicKey, load_public_key
+
+_ASYMMETRIC = frozenset(OFFICE_ALGORITHMS)
+
+
+def _b64u_decode(part: str) -> bytes:
+    if not part or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in part):
+        raise MalformedJWS("a JWS segment is not base64url")
+    if len(part) % 4 == 1:
+        raise MalformedJWS("a JWS segment has an impossible base64url length")
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except binascii.Error:
+        raise MalformedJWS("a JWS segment is not base64url") from None
+
+
+def split_compact(token: str) -> tuple[dict, bytes]:
+    """The protected header and payload of a compact JWS, *unverified*.
+
+    Raises :class:`MalformedJWS` unless the value has exactly three base64url
+    segments and a JSON object header (RFC 7515, section 7.1).
+    """
+    if not isinstance(token, str):
+        raise MalformedJWS("a JWS must be text")
+    token = token.strip()
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise MalformedJWS("a compact JWS has three dot-separated segments")
+    try:
+        header = json.loads(_b64u_decode(parts[0]))
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedJWS("the JWS header is not base64url-encoded JSON") from None
+    if not isinstance(header, dict):
+        raise MalformedJWS("the JWS header is not a JSON object")
+    payload = _b64u_decode(parts[1]) if parts[1] else b""
+    if parts[2]:
+        _b64u_decode(parts[2])
+    # An empty signature is the syntax of an unsecured JWS (``alg: none``): it parses, so
+    # that the refusal can name the algorithm; verify() never accepts it.
+    return header, payload
+
+
+def header_of(token: str) -> dict:
+    return split_compact(token)[0]
+
+
+@lru_cache(maxsize=4096)
+def _jose_key(pem: str, alg: str):
+    load_public_key(pem, alg)  # our own checks first: curve, size, no private keys
+    try:
+        return jose_jwk.construct(pem, alg)
+    except JOSEError as exc:
+        raise KeyInvalid(str(exc)) from None
+
+
+def verify(token: str, key: PublicKey, algorithms: Sequence[str]) -> bytes:
+    """Verify a compact JWS with ``key`` and return its payload bytes.
+
+    ``algorithms`` is required: pass ``[key.alg]`` from the key's record. Raises
+    :class:`AlgorithmNotAllowed`, :class:`SignatureInvalid`, :class:`MalformedJWS`
+    or :class:`KeyInvalid`.
+    """
+    algorithms = tuple(algorithms)
+    if not algorithms or not set(algorithms) <= _ASYMMETRIC:
+        raise ValueError("algorithms must be a non-empty subset of " + ", ".join(sorted(_ASYMMETRIC)))
+    if key.alg not in algorithms:
+        raise AlgorithmNotAllowed(f"the key {key.kid!r} is registered for {key.alg}, not {', '.join(algorithms)}")
+    header, _ = split_compact(token)
+    alg = header.get("alg")
+    if alg != key.alg or alg not in algorithms:
+        raise AlgorithmNotAllowed(f"JWS alg {alg!r} is not allowed here (allowed: {', '.join(algorithms)})")
+    if header.get("b64") is False or "crit" in header:
+        raise MalformedJWS("JWS 'crit' and unencoded payloads (RFC 7797) are not supported")
+    try:
+        return jose_jws.verify(token.strip(), _jose_key(key.pem, key.alg), algorithms=list(algorithms))
+    except JOSEError:
+        raise SignatureInvalid(f"the signature does not verify with key {key.kid!r}") from None
+
+
+def sign(payload: bytes, key: PrivateKey, headers: dict | None = None) -> str:
+    """Sign ``payload`` with ``key`` (its own algorithm) and return a compact JWS."""
+    if key.alg not in _ASYMMETRIC:
+        raise ValueError(f"refusing to sign with {key.alg!r}")
+    hdrs = {"kid": key.kid, **(headers or {})}
+    try:
+        return jose_jws.sign(payload, key.pem, headers=hdrs, algorithm=key.alg)
+    except JOSEError as exc:
+        raise KeyInvalid(str(exc)) from None
