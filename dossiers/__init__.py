@@ -1,0 +1,1 @@
+"""The domain: offices, applications, families and dossiers, and the blob store."""

@@ -1,0 +1,179 @@
+"""ASPEC requests: the second office (SO) records an applicant's request to use the first
+office's (FO) results; the exchange checks it against the programme's rules and answers
+``accepted`` or ``rejected`` with every reason code that applies (API contract).
+
+An accepted request opens the FO's dossiers for that application to the SO, published or
+not (rule (b) of the access policy); withdrawal closes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, outbox, repository
+from .db import utcnow
+from .errors import Forbidden, InvalidRequest, NotFound, NotOwnApplication, ReliedDocumentUnknown
+from .models import AspecRequest, Document, Dossier, Office
+
+ASEAN = frozenset({"SG", "MY", "TH", "VN", "ID", "PH", "BN", "KH", "LA"})
+ROUTES = ("ASPEC", "PCT-ASPEC", "AIM")
+WRITTEN_OPINION_FROM = date(2021, 6, 15)
+REPORTS = {"WO", "ER", "WOISA", "IPRP"}
+# Offices whose ASPEC settings refuse written opinions unless an administrator says otherwise.
+REFUSES_WRITTEN_OPINIONS = frozenset({"TH"})
+
+
+def office_settings(office: Office) -> dict:
+    aspec = dict((office.settings or {}).get("aspec", {}))
+    aspec.setdefault("requires_cct", False)
+    aspec.setdefault("accepts_written_opinion", office.code not in REFUSES_WRITTEN_OPINIONS)
+    return aspec
+
+
+def correspondence_basis(so_app, fo_app) -> str | None:
+    so_pri = {p.number_key for p in so_app.priorities}
+    fo_pri = {p.number_key for p in fo_app.priorities}
+    if fo_app.number_key in so_pri or so_app.number_key in fo_pri:
+        return "priority"
+    if so_pri & fo_pri:
+        return "common_priority"
+    if so_app.pct_key and so_app.pct_key == fo_app.pct_key:
+        return "pct"
+    return None
+
+
+def _in_force_aspec(s: Session, so: str, fo: str, at: datetime) -> bool:
+    for a in repository.agreements_of(s, so):
+        if (a.program == "ASPEC" and fo in a.member_codes and a.status == "active" and a.valid_from <= at
+                and (a.valid_until is None or at < a.valid_until)):
+            return True
+    return False
+
+
+def _english(doc: Document, siblings: list[Document]) -> bool:
+    if (doc.language or "").lower().split("-")[0] == "en":
+        return True
+    return any(o.translation_of == doc.document_id and (o.language or "").lower().split("-")[0] == "en"
+               for o in siblings)
+
+
+def file_request(s: Session, *, so_office: str, route: str, application: dict, first_office_application: dict,
+                 relied_documents: list[dict], claim_correspondence: list[dict] | None,
+                 requested_on: date | None, actor: str, request_id: str | None = None) -> AspecRequest:
+    if route not in ROUTES:
+        raise InvalidRequest(f"route must be one of {', '.join(ROUTES)}")
+    if application.get("office") != so_office:
+        raise NotOwnApplication(f"an ASPEC request is filed by the second office for its own application; "
+                                f"{application.get('office')} is not {so_office}")
+    so_app = repository.application(s, so_office, application["number"])
+    if so_app is None:
+        raise NotFound(f"office {so_office} has no application {application['number']}; register it first")
+    fo_office = first_office_application["office"]
+    fo = s.get(Office, fo_office)
+    if fo is None:
+        raise InvalidRequest(f"unknown first office {fo_office}")
+    fo_app = repository.application(s, fo_office, first_office_application["number"])
+
+    refs = [(r["dossier_id"], r["document_id"]) for r in relied_documents]
+    if not refs:
+        raise InvalidRequest("relied_documents must name at least one first-office document")
+    found = repository.documents_by_ref(s, refs)
+    bad = [f"{d}/{i}" for d, i in refs
+           if (d, i) not in found or fo_app is None or found[(d, i)].dossier.office_code != fo_office
+           or found[(d, i)].dossier.application_id != fo_app.id]
+    if bad:
+        # The same answer whether a document does not exist or is not the first office's.
+        raise ReliedDocumentUnknown(f"no such first-office document: {', '.join(bad)}", documents=bad)
+    docs = [found[r] for r in refs]
+    so = s.get(Office, so_office)
+    settings = office_settings(so)
+    now = utcnow()
+    on = requested_on or now.date()
+    reasons: list[str] = []
+
+    if so_office == fo_office or not _in_force_aspec(s, so_office, fo_office, now):
+        reasons.append("NOT_PARTICIPANT")
+    basis = correspondence_basis(so_app, fo_app) if fo_app is not None else None
+    if basis is None:
+        reasons.append("NOT_CORRESPONDING")
+
+    types = {d.type for d in docs}
+    pct = route == "PCT-ASPEC"
+    search, exam, opinion = ("ISR", "IPRP", "WOISA") if pct else ("SR", "ER", "WO")
+    reports = [d for d in docs if d.type in REPORTS]
+    allowable = [d for d in reports if d.allowable_claims]
+    opinion_ok = (on >= WRITTEN_OPINION_FROM and settings["accepts_written_opinion"]
+                  and any(d.type == opinion and d.allowable_claims for d in docs))
+    if not ({search, exam} <= types or opinion_ok):
+        reasons.append("MISSING_MIN_DOCS")
+    if reports and not allowable:
+        reasons.append("NO_ALLOWABLE_CLAIM")
+    if pct and any(d.type in {"ISR", "WOISA", "IPRP"} and d.dossier.office_code not in ASEAN for d in docs):
+        reasons.append("ISA_NOT_ASEAN")
+    if "CLAIMS" not in types:
+        reasons.append("MISSING_CLAIMS")
+    if settings["requires_cct"] and "CCT" not in types and not claim_correspondence:
+        reasons.append("MISSING_CCT")
+    if any(not _english(d, d.dossier.documents) for d in docs):
+        reasons.append("NOT_ENGLISH")
+    decided = s.scalars(select(Document.id).join(Dossier).where(
+        Dossier.application_id == so_app.id, Dossier.office_code == so_office,
+        Document.type.in_(("GRANT", "REFUSAL"))).limit(1)).first()
+    if decided is not None:
+        reasons.append("TOO_LATE")
+
+    req = AspecRequest(
+        id=str(uuid.uuid4()), route=route, so_office=so_office, so_application_id=so_app.id, fo_office=fo_office,
+        fo_application_id=fo_app.id if fo_app else None, fo_number=first_office_application["number"],
+        relied_documents=[{"dossier_id": d, "document_id": i} for d, i in refs],
+        claim_correspondence=claim_correspondence, status="rejected" if reasons else "accepted",
+        reasons=reasons, basis=basis, created_by=actor, decided_at=now,
+    )
+    s.add(req)
+    s.flush()
+    _decided(s, req, actor, request_id)
+    return req
+
+
+def _decided(s: Session, req: AspecRequest, actor: str, request_id: str | None) -> None:
+    payload = {"aspec_request_id": req.id, "status": req.status, "reasons": req.reasons, "so_office": req.so_office,
+               "fo_office": req.fo_office, "route": req.route}
+    outbox.emit(s, "aspec_request.decided", payload)
+    audit.append(s, action="aspec_request.decide", outcome=req.status, actor=actor, office=req.so_office,
+                 subject=req.id, reason=",".join(req.reasons) or None, detail=payload, request_id=request_id)
+
+
+def get(s: Session, request_id_: str, *, viewer: str | None) -> AspecRequest:
+    req = s.get(AspecRequest, request_id_)
+    if req is None or (viewer is not None and viewer not in (req.so_office, req.fo_office)):
+        raise NotFound(f"no ASPEC request {request_id_}")
+    return req
+
+
+def list_for(s: Session, viewer: str | None, office: str | None) -> list[AspecRequest]:
+    q = select(AspecRequest).order_by(AspecRequest.created_at.desc())
+    if viewer is not None:
+        q = q.where((AspecRequest.so_office == viewer) | (AspecRequest.fo_office == viewer))
+    if office:
+        q = q.where((AspecRequest.so_office == office) | (AspecRequest.fo_office == office))
+    return list(s.scalars(q.limit(500)))
+
+
+def withdraw(s: Session, req_id: str, *, viewer: str | None, actor: str, request_id: str | None = None) -> AspecRequest:
+    req = get(s, req_id, viewer=viewer)
+    if viewer != req.so_office:
+        raise Forbidden("only the second office that filed the request may withdraw it")
+    if req.status == "withdrawn":
+        return req
+    req.status = "withdrawn"
+    req.withdrawn_at = utcnow()
+    s.flush()
+    payload = {"aspec_request_id": req.id, "status": req.status, "so_office": req.so_office, "fo_office": req.fo_office}
+    outbox.emit(s, "aspec_request.decided", payload)
+    audit.append(s, action="aspec_request.withdraw", outcome="ok", actor=actor, office=req.so_office, subject=req.id,
+                 detail=payload, request_id=request_id)
+    return req

@@ -1,0 +1,139 @@
+"""The domain's exception tree. ``exchange/errors.py`` maps each to one problem response."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of domain errors. ``code`` names the check that failed (a stable slug)."""
+
+    code = "domain-error"
+    title = "Request refused"
+
+    def __init__(self, detail: str | None = None, *, errors: list[dict] | None = None, **extra):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.extra = extra
+        # Audit entries to write although the request's transaction is rolled back (a denied
+        # read answers 404, yet the decision must stay in the log).
+        self.audit: list[dict] = []
+
+
+# --- generic ---------------------------------------------------------------------------------
+
+class NotFound(DomainError):
+    code, title = "not-found", "Not found"
+
+
+class Conflict(DomainError):
+    code, title = "conflict", "Conflict"
+
+
+class InvalidRequest(DomainError):
+    code, title = "invalid-request", "Invalid request"
+
+
+class Forbidden(DomainError):
+    code, title = "forbidden", "Not allowed"
+
+
+class Unauthenticated(DomainError):
+    code, title = "unauthenticated", "Authentication required"
+
+
+class KeyRejected(InvalidRequest):
+    code, title = "key-invalid", "Public key rejected"
+
+
+class ReliedDocumentUnknown(InvalidRequest):
+    code, title = "relied-document-unknown", "Relied-on document unknown"
+
+
+class NotOwnApplication(Forbidden):
+    code, title = "not-own-application", "Not one of the caller's office's applications"
+
+
+# --- deposit refusals ------------------------------------------------------------------------
+
+class DepositRefused(DomainError):
+    """A deposit was refused; nothing of it is kept."""
+
+    code, title = "deposit-refused", "Deposit refused"
+
+
+class BodyTooLarge(DepositRefused):
+    code, title = "body-too-large", "Request body too large"
+
+
+class MultipartMalformed(DepositRefused):
+    code, title = "multipart-malformed", "Malformed multipart body"
+
+
+class ManifestMissing(DepositRefused):
+    code, title = "manifest-missing", "Manifest part missing or not first"
+
+
+class ManifestMalformed(DepositRefused):
+    code, title = "manifest-malformed", "Manifest is not a compact JWS"
+
+
+class AlgorithmRefused(DepositRefused):
+    code, title = "alg-not-allowed", "Signature algorithm not allowed"
+
+
+class ManifestInvalid(DepositRefused):
+    code, title = "manifest-invalid", "Manifest does not have the required shape"
+
+
+class OfficeMismatch(DepositRefused):
+    code, title = "office-mismatch", "Manifest office is not the caller's office"
+
+
+class KeyUnknown(DepositRefused):
+    code, title = "key-unknown", "Signing key unknown"
+
+
+class KeyRevoked(DepositRefused):
+    code, title = "key-revoked", "Signing key revoked"
+
+
+class KeyNotValid(DepositRefused):
+    code, title = "key-not-valid", "Signing key outside its validity window"
+
+
+class SignatureRefused(DepositRefused):
+    code, title = "signature-invalid", "Manifest signature does not verify"
+
+
+class SignedInFuture(DepositRefused):
+    code, title = "signed-at-in-future", "Manifest signed in the future"
+
+
+class DocumentMissing(DepositRefused):
+    code, title = "document-missing", "Document part missing"
+
+
+class DocumentUnexpected(DepositRefused):
+    code, title = "document-unexpected", "Document part not in the manifest"
+
+
+class DocumentDigestMismatch(DepositRefused):
+    code, title = "document-digest-mismatch", "Document bytes differ from the manifest's sha256"
+
+
+class DocumentSizeMismatch(DepositRefused):
+    code, title = "document-size-mismatch", "Document size differs from the manifest"
+
+
+class DepositInProgress(DepositRefused):
+    code, title = "deposit-in-progress", "The same manifest is being deposited"
+
+
+# --- storage and integrity -------------------------------------------------------------------
+
+class StorageFailure(DomainError):
+    code, title = "storage-unavailable", "Document storage unavailable"
+
+
+class StoredObjectCorrupt(DomainError):
+    code, title = "stored-object-corrupt", "Stored document failed its integrity check"

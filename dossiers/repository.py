@@ -1,0 +1,153 @@
+"""Queries behind the access policy and the family index. Reads that reach partners' data go
+through ``exchange/access/gate.py``, which decides on what these return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from . import numbers
+from .models import (
+    Agreement,
+    AgreementMember,
+    Application,
+    AspecRequest,
+    CorrespondenceKey,
+    Document,
+    Dossier,
+    PriorityClaim,
+)
+
+MAX_FAMILY = 500
+
+
+def dossier(s: Session, dossier_id: str) -> Dossier | None:
+    """Unscoped: only the access gate calls this, and decides before anything is returned."""
+    return s.scalars(
+        select(Dossier).where(Dossier.id == dossier_id)
+        .options(selectinload(Dossier.documents), selectinload(Dossier.citations), selectinload(Dossier.receipt),
+                 selectinload(Dossier.application))
+    ).first()
+
+
+def dossiers_of(s: Session, application_ids: Iterable[int]) -> list[Dossier]:
+    ids = list(application_ids)
+    if not ids:
+        return []
+    return list(s.scalars(
+        select(Dossier).where(Dossier.application_id.in_(ids))
+        .options(selectinload(Dossier.documents), selectinload(Dossier.citations), selectinload(Dossier.application))
+        .order_by(Dossier.received_at)
+    ))
+
+
+def agreements_of(s: Session, office: str) -> list[Agreement]:
+    """Every agreement ``office`` is a member of, whatever its status (the policy checks it)."""
+    return list(s.scalars(
+        select(Agreement).where(exists().where(and_(AgreementMember.agreement_id == Agreement.id,
+                                                    AgreementMember.office_code == office)))
+    ))
+
+
+# The statements on the access decision's path are built once: constructing them per call
+# costs more than PostgreSQL takes to run them (bench/policy.py).
+_mine, _theirs = aliased(CorrespondenceKey), aliased(CorrespondenceKey)
+_CORRESPONDING = (select(Application.id)
+                  .join(_theirs, _theirs.application_id == Application.id)
+                  .join(_mine, _mine.key == _theirs.key)
+                  .where(_mine.application_id == bindparam("app"), Application.office_code == bindparam("office"),
+                         Application.id != bindparam("app"))
+                  .limit(1))
+_ACCEPTED_ASPEC = select(AspecRequest.id).where(AspecRequest.so_office == bindparam("office"),
+                                               AspecRequest.status == "accepted",
+                                               AspecRequest.fo_application_id == bindparam("app"))
+_AGREEMENT_FACTS = (select(Agreement.id, Agreement.program, Agreement.document_types, Agreement.status,
+                           Agreement.valid_from, Agreement.valid_until, Agreement.require_corresponding,
+                           Agreement.share_unpublished, AgreementMember.office_code)
+                    .join(AgreementMember, AgreementMember.agreement_id == Agreement.id)
+                    .where(Agreement.id.in_(select(AgreementMember.agreement_id)
+                                            .where(AgreementMember.office_code == bindparam("office")))))
+
+
+def corresponding(s: Session, office: str, application_id: int) -> bool:
+    """Does ``office`` hold an application sharing a correspondence key with this one?"""
+    return s.execute(_CORRESPONDING, {"app": application_id, "office": office}).first() is not None
+
+
+def accepted_aspec_requests(s: Session, office: str, application_id: int) -> list[str]:
+    return list(s.scalars(_ACCEPTED_ASPEC, {"app": application_id, "office": office}))
+
+
+def agreement_facts_of(s: Session, office: str) -> list:
+    """The facts of every agreement ``office`` is a member of, in one plain query."""
+    from .policy import AgreementFacts
+
+    grouped: dict[str, list] = {}
+    members: dict[str, set] = {}
+    for row in s.execute(_AGREEMENT_FACTS, {"office": office}):
+        grouped.setdefault(row[0], list(row[:8]))
+        members.setdefault(row[0], set()).add(row[8])
+    return [AgreementFacts(id=r[0], program=r[1], members=frozenset(members[r[0]]), document_types=frozenset(r[2]),
+                           status=r[3], valid_from=r[4], valid_until=r[5], require_corresponding=r[6],
+                           share_unpublished=r[7]) for r in grouped.values()]
+
+
+def application(s: Session, office: str, number: str) -> Application | None:
+    keys = {number}
+    try:
+        keys.add(numbers.normalise(office, number))
+    except ValueError:
+        pass
+    return s.scalars(
+        select(Application).where(Application.office_code == office, Application.number_key.in_(keys))
+        .options(selectinload(Application.priorities))
+    ).first()
+
+
+def find_applications(s: Session, text: str, limit: int = 50) -> list[Application]:
+    """Applications whose application, publication, priority or PCT number matches ``text``."""
+    keys = numbers.candidates(text)
+    if not keys:
+        return []
+    by_priority = select(PriorityClaim.application_id).where(PriorityClaim.number_key.in_(keys))
+    q = (select(Application)
+         .where(or_(Application.number_key.in_(keys), Application.publication_key.in_(keys),
+                    Application.pct_key.in_(keys), Application.id.in_(by_priority)))
+         .options(selectinload(Application.priorities))
+         .order_by(Application.filing_date, Application.id).limit(limit))
+    return list(s.scalars(q))
+
+
+def family(s: Session, application_id: int) -> list[Application]:
+    """The connected component of the correspondence graph around ``application_id``: breadth
+    first over shared keys, a query for keys and one for applications per level."""
+    seen_apps = {application_id}
+    seen_keys: set[str] = set()
+    frontier = {application_id}
+    while frontier and len(seen_apps) < MAX_FAMILY:
+        keys = set(s.scalars(select(CorrespondenceKey.key).where(CorrespondenceKey.application_id.in_(frontier))))
+        keys -= seen_keys
+        if not keys:
+            break
+        seen_keys |= keys
+        found = set(s.scalars(select(CorrespondenceKey.application_id).where(CorrespondenceKey.key.in_(keys))))
+        frontier = found - seen_apps
+        seen_apps |= frontier
+    return list(s.scalars(
+        select(Application).where(Application.id.in_(seen_apps)).options(selectinload(Application.priorities))
+        .order_by(Application.filing_date, Application.office_code)
+    ))
+
+
+def documents_by_ref(s: Session, refs: list[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+    if not refs:
+        return {}
+    dossier_ids = {d for d, _ in refs}
+    rows = s.scalars(
+        select(Document).where(Document.dossier_id.in_(dossier_ids))
+        .options(selectinload(Document.dossier).selectinload(Dossier.documents))
+    )
+    wanted = set(refs)
+    return {(r.dossier_id, r.document_id): r for r in rows if (r.dossier_id, r.document_id) in wanted}

@@ -1,0 +1,84 @@
+"""Settings from the environment. Unset, they give the embedded default: an SQLite file,
+a local directory and a Celery broker that needs no server, all under ``EXCHANGE_HOME``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _schedule(raw: str | None) -> tuple[int, ...]:
+    if not raw:
+        return (5, 60, 300, 1800, 7200, 21600, 43200, 86400, 86400)
+    try:
+        values = tuple(int(float(x)) for x in raw.split(",") if x.strip())
+    except ValueError:
+        raise SystemExit(f"EXCHANGE_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, not {raw!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise SystemExit("EXCHANGE_WEBHOOK_RETRY_SCHEDULE needs at least one non-negative number")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    storage_url: str
+    broker_url: str
+    public_url: str = "http://127.0.0.1:8000"
+    token_audience: str = "exchange-api"
+    token_ttl_seconds: int = 900
+    max_deposit_bytes: int = 4 * 1024**3
+    retention_days: int = 3650
+    webhook_allow_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Seconds between webhook attempts; the default spreads 10 attempts over about three days.
+    webhook_retry_schedule: tuple[int, ...] = (5, 60, 300, 1800, 7200, 21600, 43200, 86400, 86400)
+    webhook_lease_seconds: int = 60
+    smtp_url: str | None = None
+    mail_from: str = "exchange@localhost"
+    overdue_days: int = 120
+    log_level: str = "INFO"
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("EXCHANGE_HOME") or ".exchange").resolve()
+        values = dict(
+            home=home,
+            database_url=env.get("EXCHANGE_DATABASE_URL") or f"sqlite:///{home / 'exchange.db'}",
+            storage_url=env.get("EXCHANGE_STORAGE_URL") or f"file://{home / 'blobs'}",
+            broker_url=env.get("EXCHANGE_BROKER_URL") or f"filesystem://{home / 'broker'}",
+            public_url=env.get("EXCHANGE_PUBLIC_URL") or "http://127.0.0.1:8000",
+            token_audience=env.get("EXCHANGE_TOKEN_AUDIENCE") or "exchange-api",
+            token_ttl_seconds=_int(env, "EXCHANGE_TOKEN_TTL_SECONDS", 900),
+            max_deposit_bytes=_int(env, "EXCHANGE_MAX_DEPOSIT_BYTES", 4 * 1024**3),
+            retention_days=_int(env, "EXCHANGE_RETENTION_DAYS", 3650),
+            webhook_allow_hosts=tuple(h.strip() for h in (env.get("EXCHANGE_WEBHOOK_ALLOW_HOSTS") or "").split(",") if h.strip()),
+            webhook_retry_schedule=_schedule(env.get("EXCHANGE_WEBHOOK_RETRY_SCHEDULE")),
+            webhook_lease_seconds=_int(env, "EXCHANGE_WEBHOOK_LEASE_SECONDS", 60),
+            smtp_url=env.get("EXCHANGE_SMTP_URL") or None,
+            mail_from=env.get("EXCHANGE_MAIL_FROM") or "exchange@localhost",
+            overdue_days=_int(env, "EXCHANGE_OVERDUE_DAYS", 120),
+            log_level=env.get("EXCHANGE_LOG_LEVEL") or "INFO",
+        )
+        values.update(overrides)
+        return cls(**values)
