@@ -1,0 +1,1 @@
+"""Celery side: the outbox relay, notifications, tracking, integrity scrub, statistics."""

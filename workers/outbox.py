@@ -1,0 +1,78 @@
+"""The outbox relay: claim unsent events, publish each to the broker, mark it sent.
+
+At least once: an event whose publication succeeded but whose "sent" mark was lost is
+published again, and the consumer (:func:`workers.notify.fan_out`) deduplicates on the event
+id. An event that cannot be published after :data:`MAX_ATTEMPTS` tries is dead-lettered
+(``dead_at``), visible to administrators, and can be requeued.
+
+Each event is published with the id of the request that wrote it set as the current request
+id, so the task message carries it in its headers (:mod:`workers.logs`) and the worker's log
+lines about that event name the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from dossiers.db import utcnow
+from dossiers.models import OutboxEvent
+
+from . import logs
+from .app import celery_app
+from .base import ExchangeTask, context
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 20
+BATCH = 200
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+def relay_once(session_factory, publish=None, *, batch: int = BATCH) -> int:
+    """Publish what is due; return how many events were published. Safe to run concurrently:
+    on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``."""
+    publish = publish or (lambda ev: celery_app.send_task("events.fan_out", args=[ev.id], retry=True,
+                                                          retry_policy=PUBLISH_RETRY))
+    now = utcnow()
+    published = 0
+    with session_factory.begin() as s:
+        q = (select(OutboxEvent)
+             .where(OutboxEvent.sent_at.is_(None), OutboxEvent.dead_at.is_(None), OutboxEvent.available_at <= now)
+             .order_by(OutboxEvent.created_at).limit(batch))
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        for ev in s.scalars(q).all():
+            with logs.bound(ev.request_id):
+                try:
+                    publish(ev)
+                except Exception as exc:  # noqa: BLE001 - any broker failure: keep the event, try later
+                    ev.attempts += 1
+                    ev.last_error = f"{type(exc).__name__}: {str(exc)[:500]}"
+                    ev.available_at = now + timedelta(seconds=min(300, 2 ** min(ev.attempts, 8)))
+                    if ev.attempts >= MAX_ATTEMPTS:
+                        ev.dead_at = now
+                        log.error("outbox event %s dead-lettered after %d attempts", ev.id, ev.attempts)
+                    break  # the broker is down: the rest would fail the same way
+            ev.sent_at = now
+            published += 1
+    return published
+
+
+def requeue_dead(session_factory, event_ids: list[str] | None = None) -> int:
+    """Give dead-lettered events another round (administrators, after fixing the cause)."""
+    with session_factory.begin() as s:
+        q = select(OutboxEvent).where(OutboxEvent.dead_at.is_not(None))
+        if event_ids:
+            q = q.where(OutboxEvent.id.in_(event_ids))
+        rows = s.scalars(q).all()
+        for ev in rows:
+            ev.dead_at, ev.attempts, ev.available_at = None, 0, utcnow()
+        return len(rows)
+
+
+@celery_app.task(name="outbox.relay", base=ExchangeTask)
+def relay() -> int:
+    return relay_once(context().session_factory)

@@ -1,0 +1,31 @@
+"""Scheduled maintenance as Celery tasks: integrity scrub, orphan sweep, statistics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from .app import celery_app
+from .base import ExchangeTask, context
+
+
+@celery_app.task(name="integrity.scrub", base=ExchangeTask)
+def scrub() -> dict:
+    from . import scrub as scrub_module
+
+    ctx = context()
+    return asdict(scrub_module.scrub(ctx.session_factory, ctx.store))
+
+
+@celery_app.task(name="integrity.sweep_orphans", base=ExchangeTask)
+def sweep_orphans() -> dict:
+    from . import scrub as scrub_module
+
+    ctx = context()
+    return asdict(scrub_module.sweep_orphans(ctx.session_factory, ctx.store))
+
+
+@celery_app.task(name="stats.rollup", base=ExchangeTask)
+def rollup() -> int:
+    from . import stats
+
+    return stats.rollup(context().session_factory)
