@@ -1,0 +1,1 @@
+"""The exchange's HTTP API, access policy, web pages and command line."""

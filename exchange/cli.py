@@ -1,0 +1,668 @@
+"""The ``exchange`` command: the server, workers, operations and the office-side client."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+
+from .settings import Settings
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.group()
+@click.version_option(package_name="patent-exchange")
+def main() -> None:
+    """Patent examination worksharing exchange."""
+
+
+# --- server and workers ---------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="API processes (the API is stateless; on PostgreSQL use one per core)")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API. On the embedded default (SQLite) the schema is migrated first and a Celery
+    worker runs beside it."""
+    settings = Settings.from_env()
+    log_config = _configure_logging(settings)
+    worker_proc = None
+    if settings.embedded:
+        _prepare_embedded(settings)
+        worker_proc = _embedded_worker(settings)
+    try:
+        _serve(settings, host, port, workers, log_config)
+    finally:
+        if worker_proc is not None:
+            worker_proc.terminate()
+            worker_proc.wait(timeout=20)
+
+
+def _embedded_worker(settings: Settings):
+    """On the embedded default, notifications flow through a real Celery worker (with its
+    scheduler) beside the API, over the file-system broker: the same code paths as production."""
+    import subprocess
+
+    log_path = settings.home / "worker.log"
+    return subprocess.Popen([sys.executable, "-m", "exchange.cli", "worker", "--beat", "--pool=solo",
+                             "--concurrency=1"], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, log_config: dict | None = None) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    # uvicorn applies log_config in each of its processes: every line in the chosen format.
+    options = dict(host=host, port=port, log_level=settings.log_level.lower())
+    if log_config is not None:
+        options["log_config"] = log_config
+    if workers > 1:
+        uvicorn.run("exchange.app:create_app", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
+
+
+def _configure_logging(settings: Settings) -> dict:
+    """Logging as ``EXCHANGE_LOG_FORMAT`` (json, the default, or text) and
+    ``EXCHANGE_LOG_LEVEL`` say; returns the configuration for uvicorn."""
+    from . import logs
+
+    try:
+        fmt = logs.format_from_env()
+    except ValueError as exc:
+        _fail(str(exc))
+    return logs.configure(fmt, settings.log_level)
+
+
+def _prepare_embedded(settings: Settings) -> None:
+    import migrations
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(settings.database_url)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """The embedded exchange with sample offices, keys and signed dossiers, ready to use."""
+    from .demo import run
+
+    run(host, port)
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=int)
+@click.option("--beat", "with_beat", is_flag=True, help="also run the scheduler in this process")
+@click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "solo", "threads"]))
+def worker(concurrency: int, with_beat: bool, pool: str) -> None:
+    """Run a Celery worker: outbox relay, webhooks, e-mail, tracking, scrub, statistics."""
+    from workers.app import configure
+
+    from .logs import format_from_env
+
+    settings = Settings.from_env()
+    _configure_logging(settings)
+    app = configure(settings)
+    args = ["worker", f"--loglevel={settings.log_level}", f"--concurrency={concurrency}", f"--pool={pool}",
+            "--without-gossip", "--without-mingle", "-Q", "exchange"]
+    if format_from_env() == "json":
+        args.insert(0, "--quiet")  # no start-up banner: what the worker writes is JSON lines only
+    if with_beat:
+        args += ["--beat", f"--schedule={settings.home / 'celerybeat-schedule'}"]
+        settings.home.mkdir(parents=True, exist_ok=True)
+    app.worker_main(args)
+
+
+@main.command()
+def beat() -> None:
+    """Run the Celery scheduler (one per deployment)."""
+    from workers.app import configure
+
+    settings = Settings.from_env()
+    _configure_logging(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    configure(settings).start(["beat", "--loglevel=INFO", f"--schedule={settings.home / 'celerybeat-schedule'}"])
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (alembic upgrade head)."""
+    import migrations
+
+    settings = Settings.from_env()
+    if settings.embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(settings.database_url)
+    click.echo("database at head", err=True)
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree."""
+    import migrations
+
+    migrations.check(Settings.from_env().database_url)
+
+
+# --- operations (directly on the configured database and storage) --------------------------
+
+@contextmanager
+def _database():
+    """The configured database's session factory (the schema migrated first on the embedded
+    default, as ``admin bootstrap`` does); database failures become clear CLI errors."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dossiers.db import make_engine, make_session_factory
+
+    settings = Settings.from_env()
+    try:
+        if settings.embedded:
+            _prepare_embedded(settings)
+        engine = make_engine(settings.database_url)
+    except SQLAlchemyError as exc:
+        _fail(f"the database is not available: {_first_line(exc)}")
+    try:
+        yield settings, make_session_factory(engine)
+    except SQLAlchemyError as exc:
+        _fail(f"the database is not available: {_first_line(exc)}")
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@main.group()
+def keys() -> None:
+    """The exchange's own signing keys (access tokens and receipts)."""
+
+
+@keys.command("rotate")
+@click.option("--keep-published-days", type=click.IntRange(min=0), default=3650, show_default=True,
+              help="how long the retired key stays in the JWKS; receipts it signed verify only while it is there")
+def keys_rotate(keep_published_days: int) -> None:
+    """Retire the exchange's signing key and start a new one; the retired key stays published."""
+    from dossiers import audit, signing_keys
+
+    with _database() as (_settings, sf):
+        with sf.begin() as s:
+            key = signing_keys.rotate(s, keep_published=timedelta(days=keep_published_days))
+            published = [k.kid for k in signing_keys.published(s)]
+            audit.append(s, action="exchange_key.rotate", outcome="ok", actor="cli", subject=key.kid,
+                         detail={"keep_published_days": keep_published_days, "published": published})
+    _echo_json({"kid": key.kid, "alg": key.alg, "published": published})
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit log."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Walk the whole chain; exit 1 at the first entry that does not follow from the one before."""
+    from crypto.errors import AuditChainBroken
+    from dossiers import audit
+
+    with _database() as (_settings, sf):
+        with sf() as s:
+            try:
+                n = audit.verify(s)
+            except AuditChainBroken as exc:
+                click.echo(f"audit chain BROKEN at entry {exc.seq}: {exc.reason}")
+                sys.exit(1)
+    click.echo(f"audit chain verified: {n} entries")
+
+
+@main.command()
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="blobs to re-hash, least recently verified first")
+@click.option("--sweep-orphans", is_flag=True, help="also delete stored objects no deposit committed")
+@click.option("--grace-hours", default=24.0, show_default=True, type=click.FloatRange(min=0),
+              help="with --sweep-orphans: keep objects younger than this (a deposit may be in flight)")
+def scrub(limit: int, sweep_orphans: bool, grace_hours: float) -> None:
+    """Re-hash stored documents against their records now (the hourly job), print the result."""
+    from dataclasses import asdict
+
+    from dossiers.storage import StorageError, store_from_url
+    from workers import scrub as scrubbing
+
+    source = click.get_current_context().get_parameter_source("grace_hours")
+    if source is not click.core.ParameterSource.DEFAULT and not sweep_orphans:
+        _fail("--grace-hours applies to --sweep-orphans only")
+    with _database() as (settings, sf):
+        try:
+            store = store_from_url(settings.storage_url)
+            result = {"scrub": asdict(scrubbing.scrub(sf, store, limit=limit))}
+            if sweep_orphans:
+                result["sweep"] = asdict(scrubbing.sweep_orphans(sf, store, grace=timedelta(hours=grace_hours)))
+        except StorageError as exc:
+            _fail(f"document storage is not available: {exc}")
+    _echo_json(result)
+
+
+def _month(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 7:
+            return date.fromisoformat(value + "-01")
+        d = date.fromisoformat(value)
+        return date(d.year, d.month, 1)
+    except ValueError:
+        _fail(f"--since must be a month (YYYY-MM) or a date (YYYY-MM-DD), not {value!r}")
+
+
+@main.command()
+@click.option("--office", help="the rows about one office (its own figures and every pair it is in)")
+@click.option("--since", help="from this month on (YYYY-MM)")
+@click.option("--months", default=13, show_default=True, type=click.IntRange(min=1),
+              help="calendar months to recompute first (the current one included)")
+def stats(office: str | None, since: str | None, months: int) -> None:
+    """Recompute the monthly statistics now, then print them as JSON (as GET /v1/stats)."""
+    from workers import stats as statistics
+
+    since_month = _month(since)
+    with _database() as (_settings, sf):
+        statistics.rollup(sf, months=months)
+        with sf() as s:
+            rows = statistics.summary(s, office=office.upper() if office else None, since=since_month)
+    _echo_json({"months": rows, "totals": statistics.totals(rows)})
+
+
+@main.group()
+def outbox() -> None:
+    """The transactional outbox (events waiting for the broker)."""
+
+
+@outbox.command("requeue")
+@click.option("--event", "event_ids", multiple=True, help="only this event (repeatable); default every dead one")
+def outbox_requeue(event_ids: tuple[str, ...]) -> None:
+    """Give dead-lettered events another round, after fixing what the broker refused."""
+    from workers.outbox import requeue_dead
+
+    with _database() as (_settings, sf):
+        n = requeue_dead(sf, list(event_ids) or None)
+    _echo_json({"requeued": n})
+
+
+# --- administration -------------------------------------------------------------------------
+
+@main.group()
+def admin() -> None:
+    """Exchange administration."""
+
+
+@admin.command()
+@click.option("--name", default="exchange admin", show_default=True)
+def bootstrap(name: str) -> None:
+    """Create an exchange-admin client directly in the database; print its credentials as JSON."""
+    from dossiers import registry
+    from dossiers.db import make_engine, make_session_factory
+
+    settings = Settings.from_env()
+    if settings.embedded:
+        _prepare_embedded(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine).begin() as s:
+            client, secret = registry.create_client(s, office_code=None, roles=["admin"], name=name,
+                                                    actor="cli:bootstrap")
+    finally:
+        engine.dispose()
+    _echo_json({"client_id": client.client_id, "client_secret": secret})
+
+
+@admin.command("create-user")
+@click.option("--username", required=True)
+@click.option("--office", help="the person's office; none for an exchange admin")
+@click.option("--roles", default="examiner", show_default=True, help="examiner,office-admin (or admin without --office)")
+@click.option("--name", "display_name", default="")
+@click.option("--email")
+@click.password_option(envvar="EXCHANGE_USER_PASSWORD")
+def create_user(username, office, roles, display_name, email, password) -> None:
+    """Create a person who signs in to the web interface (directly in the database)."""
+    from dossiers import users
+    from dossiers.db import make_engine, make_session_factory
+    from dossiers.errors import DomainError
+
+    settings = Settings.from_env()
+    if settings.embedded:
+        _prepare_embedded(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine).begin() as s:
+            user = users.create_user(s, username=username, display_name=display_name, office=office,
+                                     roles=[r for r in roles.split(",") if r], password=password, email=email,
+                                     actor="cli")
+            _echo_json({"username": user.username, "office": user.office_code, "roles": user.roles})
+    except DomainError as exc:
+        _fail(exc.detail)
+    finally:
+        engine.dispose()
+
+
+def _api_options(f):
+    f = click.option("--client-secret", envvar="EXCHANGE_CLIENT_SECRET", required=True,
+                     help="or EXCHANGE_CLIENT_SECRET")(f)
+    f = click.option("--client-id", envvar="EXCHANGE_CLIENT_ID", required=True, help="or EXCHANGE_CLIENT_ID")(f)
+    f = click.option("--url", envvar="EXCHANGE_URL", default="http://127.0.0.1:8000", show_default=True,
+                     help="the exchange's base URL (or EXCHANGE_URL)")(f)
+    return f
+
+
+def _client(url: str, client_id: str, client_secret: str):
+    from .office_client import ExchangeClient
+
+    return ExchangeClient(url, client_id, client_secret)
+
+
+def _call(fn):
+    import httpx
+
+    from .office_client import OfficeClientError
+
+    try:
+        return fn()
+    except OfficeClientError as exc:
+        _fail(str(exc))
+    except (OSError, httpx.TransportError) as exc:
+        _fail(f"cannot reach the exchange: {exc}")
+
+
+@admin.command("add-office")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--roles", default="depositing,accessing", show_default=True)
+@_api_options
+def add_office(code, name, roles, url, client_id, client_secret) -> None:
+    """Register an office (exchange admin)."""
+    c = _client(url, client_id, client_secret)
+    _echo_json(_call(lambda: c.request("POST", "/v1/offices", json={
+        "code": code, "name": name, "roles": [r for r in roles.split(",") if r]}).json()))
+
+
+@admin.command("add-client")
+@click.argument("office")
+@click.option("--roles", default="depositor,examiner", show_default=True)
+@click.option("--name", default="office system", show_default=True)
+@_api_options
+def add_client(office, roles, name, url, client_id, client_secret) -> None:
+    """Create a client of an office; prints its secret once."""
+    c = _client(url, client_id, client_secret)
+    _echo_json(_call(lambda: c.request("POST", f"/v1/offices/{office}/clients", json={
+        "name": name, "roles": [r for r in roles.split(",") if r]}).json()))
+
+
+# --- the office side ------------------------------------------------------------------------
+
+@main.group()
+def office() -> None:
+    """Office-side client: keys, deposits, downloads."""
+
+
+@office.command()
+@click.option("--office", "office_code", required=True, help="the office's ST.3 code, e.g. SG")
+@click.option("--alg", type=click.Choice(["ES256", "ES384", "RS256"]), default="ES256", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+def keygen(office_code: str, alg: str, out: Path) -> None:
+    """Generate a signing key pair; the kid is the key's RFC 7638 thumbprint."""
+    from crypto.keys import generate_private_key
+
+    key = generate_private_key(alg)
+    out.mkdir(parents=True, exist_ok=True)
+    private = out / f"{office_code}-{key.kid}.private.pem"
+    public = out / f"{office_code}-{key.kid}.public.pem"
+    private.write_text(key.pem)
+    private.chmod(0o600)
+    public.write_text(key.public().pem)
+    _echo_json({"office": office_code, "kid": key.kid, "alg": alg, "private_key": str(private),
+                "public_key": str(public)})
+
+
+@office.command("register-key")
+@click.argument("office_code", metavar="OFFICE")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--kid", help="defaults to the key's thumbprint")
+@click.option("--alg", type=click.Choice(["ES256", "ES384", "RS256"]), default="ES256", show_default=True)
+@click.option("--not-after", help="ISO 8601 end of validity")
+@_api_options
+def register_key(office_code, public_key, kid, alg, not_after, url, client_id, client_secret) -> None:
+    """Register an office's public key (exchange admin or the office's office-admin)."""
+    from crypto.keys import thumbprint
+
+    pem = public_key.read_text()
+    try:
+        kid = kid or thumbprint(pem, alg)
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        _fail(f"{public_key} is not a {alg} public key: {exc}")
+    body = {"kid": kid, "alg": alg, "public_key_pem": pem}
+    if not_after:
+        body["not_after"] = not_after
+    c = _client(url, client_id, client_secret)
+    _echo_json(_call(lambda: c.request("POST", f"/v1/offices/{office_code}/keys", json=body).json()))
+
+
+@office.command("revoke-key")
+@click.argument("office_code", metavar="OFFICE")
+@click.argument("kid")
+@click.option("--at", "revoked_at", help="ISO 8601 time from which the key is revoked (default now)")
+@click.option("--reason")
+@_api_options
+def revoke_key(office_code, kid, revoked_at, reason, url, client_id, client_secret) -> None:
+    """Revoke a key from a time on (default now)."""
+    body = {k: v for k, v in {"revoked_at": revoked_at, "reason": reason}.items() if v}
+    c = _client(url, client_id, client_secret)
+    _echo_json(_call(lambda: c.request("POST", f"/v1/offices/{office_code}/keys/{kid}/revoke", json=body).json()))
+
+
+@office.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="the office's private key (PEM)")
+@click.option("--kid", help="defaults to the key's thumbprint")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--resign", is_flag=True, help="sign anew even if FOLDER/manifest.jws still matches")
+@_api_options
+def deposit(folder, key_path, kid, quiet, resign, url, client_id, client_secret) -> None:
+    """Sign FOLDER's dossier.json and documents, deposit them, and save the receipt.
+
+    A retry after a failure re-sends the manifest signed the first time (FOLDER/manifest.jws)
+    while the documents are unchanged, so the exchange keeps a single dossier."""
+    from .office_client import OfficeClientError, load_private_key, prepare_folder, reusable_signature
+
+    try:
+        prepared = prepare_folder(folder)
+        token = None if resign else reusable_signature(folder, prepared)
+        if token is None:
+            token = prepared.sign(load_private_key(key_path, kid))
+    except OfficeClientError as exc:
+        _fail(str(exc))
+    total = sum(p.stat().st_size for p in prepared.files.values())
+    c = _client(url, client_id, client_secret)
+    if quiet or not total:
+        result = _call(lambda: c.deposit(token, prepared.files))
+    else:
+        with click.progressbar(length=total, label="uploading", file=sys.stderr, show_pos=True) as bar:
+            result = _call(lambda: c.deposit(token, prepared.files, progress=bar.update))
+    (folder / "manifest.jws").write_text(token)
+    (folder / "receipt.jws").write_text(result["receipt"])
+    _echo_json({"dossier_id": result["dossier_id"], "status": "created" if result["status"] == 201 else "already deposited",
+                "received_at": result["received_at"], "receipt": str(folder / "receipt.jws")})
+
+
+@office.command()
+@click.argument("dossier_id")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@_api_options
+def fetch(dossier_id, out, url, client_id, client_secret) -> None:
+    """Download a dossier with its signature, receipt and the keys to verify it offline."""
+    c = _client(url, client_id, client_secret)
+    _call(lambda: c.fetch(dossier_id, out))
+    click.echo(f"saved to {out}; check it with: exchange verify {out}", err=True)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--office-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the office's key list (JSON from /v1/offices/{code}/keys); default FOLDER/keys/")
+@click.option("--exchange-jwks", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the exchange's JWKS; default FOLDER/keys/exchange-jwks.json")
+def verify(folder, office_keys, exchange_jwks) -> None:
+    """Verify a fetched dossier offline: signature, documents and the exchange's receipt."""
+    from crypto.errors import CryptoError
+
+    from .office_client import verify_folder
+
+    try:
+        result = verify_folder(
+            folder,
+            office_keys=json.loads(office_keys.read_text()) if office_keys else None,
+            exchange_jwks=json.loads(exchange_jwks.read_text()) if exchange_jwks else None,
+        )
+    except (OSError, ValueError, CryptoError) as exc:
+        _fail(f"cannot verify {folder}: {exc}")
+    for line in result.lines:
+        click.echo(line)
+    if not result.ok:
+        _fail("verification FAILED")
+    click.echo("verified")
+
+
+# --- ST.96 import and export (issue 6, item 5) ------------------------------------------------
+
+def _read_st96_file(path: Path) -> bytes:
+    from .st96 import MAX_BYTES
+
+    with open(path, "rb") as f:
+        data = f.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        _fail(f"{path} is larger than 10 MiB")
+    return data
+
+
+@office.command("import-st96")
+@click.argument("biblio", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--search-report", "search_report", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="ST.96 search report whose citations go into the dossier")
+@click.option("--document", "documents", multiple=True, metavar="FILE:TYPE",
+              help="a document of the dossier and its type (SR, WO, ER, ...); repeatable")
+@click.option("--language", default="en", show_default=True, help="language of the --document files")
+@click.option("--office", "office_code", help="the depositing office (default: the XML's office code)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="folder to write dossier.json into (as `exchange office deposit` reads it)")
+@click.option("--force", is_flag=True, help="overwrite an existing OUT/dossier.json")
+def import_st96(biblio, search_report, documents, language, office_code, out, force) -> None:
+    """Write OUT/dossier.json from ST.96 XML: the application's bibliographic data from BIBLIO,
+    the citations from --search-report (else from BIBLIO's categorised citations, if any).
+
+    Without --document the 'documents' list is left empty for you to fill in before
+    `exchange office deposit OUT`."""
+    import os
+
+    from pydantic import ValidationError
+
+    from dossiers.schemas import DOCUMENT_TYPES, ApplicationIn, CitationIn, format_errors
+
+    from .office_client import METADATA_FILE
+    from .st96 import ST96Error, citations_from_st96, read_st96
+
+    try:
+        xml_office, application = read_st96(_read_st96_file(biblio))
+        if search_report is None:
+            citations = citations_from_st96(_read_st96_file(biblio), strict=False)
+    except ST96Error as exc:
+        _fail(f"{biblio}: {exc}")
+    if search_report is not None:
+        try:
+            citations = citations_from_st96(_read_st96_file(search_report))
+        except ST96Error as exc:
+            _fail(f"{search_report}: {exc}")
+    office_code = (office_code or xml_office or "").strip().upper()
+    if not office_code:
+        _fail(f"{biblio} names no office (com:IPOfficeCode); give --office")
+    if len(office_code) != 2 or not office_code.isalpha() or not office_code.isascii():
+        _fail(f"office {office_code!r} is not a two-letter ST.3 code")
+    try:
+        ApplicationIn.model_validate(application)
+        for citation in citations:
+            CitationIn.model_validate(citation)
+    except ValidationError as exc:
+        details = "; ".join(f"{e['pointer']}: {e['detail']}" for e in format_errors(exc))
+        _fail(f"the imported data does not fit the manifest: {details}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    entries, counts = [], {}
+    for spec in documents:
+        file_part, sep, doc_type = spec.rpartition(":")
+        doc_type = doc_type.strip().upper()
+        if not sep or not file_part:
+            _fail(f"--document {spec!r}: expected FILE:TYPE, e.g. search-report.pdf:SR")
+        if doc_type not in DOCUMENT_TYPES:
+            _fail(f"--document {spec!r}: type {doc_type!r} is not one of {', '.join(DOCUMENT_TYPES)}")
+        path = Path(file_part)
+        if not path.is_file():
+            _fail(f"--document {spec!r}: {path} is not a file")
+        counts[doc_type] = counts.get(doc_type, 0) + 1
+        entries.append({"file": os.path.relpath(path.resolve(), out.resolve()),
+                        "id": f"{doc_type.lower()}-{counts[doc_type]}", "type": doc_type, "language": language})
+    target = out / METADATA_FILE
+    if target.exists() and not force:
+        _fail(f"{target} already exists; use --force to overwrite it")
+    meta = {"office": office_code, "application": application, "documents": entries, "citations": citations}
+    target.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if not entries:
+        click.echo(f"add the documents (file, type, language) to {target} before: exchange office deposit {out}",
+                   err=True)
+    _echo_json({"dossier_json": str(target), "office": office_code, "application": application["number"],
+                "citations": len(citations), "documents": len(entries)})
+
+
+@office.command("export-st96")
+@click.argument("dossier_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True,
+              help="the ST.96 XML file to write ('-' for standard output)")
+def export_st96(dossier_json, out) -> None:
+    """Write a dossier's bibliographic data and citations as ST.96 XML, from DOSSIER_JSON as
+    `exchange office fetch` saves it (a dossier.json written for deposit works too)."""
+    from .st96 import ST96Error, dossier_to_st96
+
+    try:
+        dossier = json.loads(dossier_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {dossier_json}: {exc}")
+    try:
+        xml = dossier_to_st96(dossier)
+    except ST96Error as exc:
+        _fail(f"{dossier_json}: {exc}")
+    if str(out) == "-":
+        click.get_binary_stream("stdout").write(xml)
+    else:
+        out.write_bytes(xml)
+        click.echo(f"wrote {out} ({len(xml)} bytes)", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,72 @@
+"""The API's side of the outbox: after a commit that wrote events, wake a relay thread that
+publishes them at once (the beat schedule's relay catches anything missed). Publishing never
+runs on the request's path, so a broker that is down slows no request and loses no event."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import event
+from sqlalchemy.orm import sessionmaker
+
+from workers.outbox import PUBLISH_RETRY, relay_once
+
+log = logging.getLogger(__name__)
+
+
+class Relay:
+    def __init__(self, session_factory: sessionmaker, celery, *, interval: float = 2.0):
+        self._sf = session_factory
+        self._celery = celery
+        self._interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._tasks: list[tuple[str, list]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.paused = False  # operations and tests may hold the relay (events wait in the outbox)
+
+    def install(self) -> None:
+        @event.listens_for(self._sf, "after_commit")
+        def _after_commit(session):
+            tasks = session.info.pop("after_commit_tasks", None)
+            if tasks:
+                with self._lock:
+                    self._tasks.extend(tasks)
+            if session.info.pop("outbox_dirty", False) or tasks:
+                self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _publish(self, ev) -> None:
+        self._celery.send_task("events.fan_out", args=[ev.id], retry=True, retry_policy=PUBLISH_RETRY)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self.paused:
+                continue
+            with self._lock:
+                tasks, self._tasks = self._tasks, []
+            for name, args in tasks:
+                try:
+                    self._celery.send_task(name, args=args, retry=True, retry_policy=PUBLISH_RETRY)
+                except Exception as exc:  # noqa: BLE001 - the periodic dispatcher picks it up
+                    log.warning("could not enqueue %s: %s", name, exc)
+            try:
+                while relay_once(self._sf, self._publish) >= 200:
+                    pass
+            except Exception as exc:  # noqa: BLE001 - keep relaying; events stay in the outbox
+                log.warning("outbox relay failed: %s", exc)

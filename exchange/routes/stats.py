@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from dossiers.errors import Forbidden, InvalidRequest
+from workers import stats
+
+from ..access.principals import ADMIN, OFFICE_ADMIN, Principal
+from ..deps import SessionDep, require
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"])
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class StatsRow(BaseModel):
+    month: date
+    office: str
+    partner: str | None  # None: the office's own figures
+    deposits: int
+    documents: int
+    bytes: int
+    accesses: int
+    aspec_accepted: int
+    aspec_rejected: int
+    aspec_withdrawn: int
+
+
+class StatsTotals(BaseModel):
+    deposits: int
+    documents: int
+    bytes: int
+    accesses: int
+    aspec_accepted: int
+    aspec_rejected: int
+    aspec_withdrawn: int
+
+
+class StatsRead(BaseModel):
+    months: list[StatsRow]
+    totals: StatsTotals
+
+
+def stats_scope(office: str | None = None, principal: Principal = require(ADMIN, OFFICE_ADMIN)) -> str | None:
+    """The office whose rows the caller reads: any office (or all, None) for the exchange's
+    admin; an office-admin its own, and asking for another office is refused."""
+    if principal.is_admin:
+        return office
+    if principal.office is None or (office is not None and office != principal.office):
+        raise Forbidden("an office-admin reads its own office's statistics only")
+    return principal.office
+
+
+def since_month(since: str | None = None) -> date | None:
+    """``YYYY-MM`` or ``YYYY-MM-DD``; a date counts from the first day of its month."""
+    if since is None:
+        return None
+    try:
+        if m := _MONTH.match(since):
+            return date(int(m[1]), int(m[2]), 1)
+        return stats.month_start(date.fromisoformat(since))
+    except ValueError:
+        raise InvalidRequest("since must be a month (YYYY-MM) or a date (YYYY-MM-DD)") from None
+
+
+@router.get("", response_model=StatsRead)
+def get_stats(session: SessionDep, office: Annotated[str | None, Depends(stats_scope)],
+              since: Annotated[date | None, Depends(since_month)]):
+    """Monthly figures per office (``partner`` null) and per office pair, with their totals.
+    The exchange's admin sees every office (or the one named by ``office``); an office-admin
+    sees the rows its own office is part of."""
+    rows = stats.summary(session, office=office, since=since)
+    return StatsRead(months=[StatsRow(**r) for r in rows], totals=StatsTotals(**stats.totals(rows)))

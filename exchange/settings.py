@@ -1,0 +1,5 @@
+"""Settings live with the domain so that workers read the same ones; re-exported here."""
+
+from dossiers.settings import Settings
+
+__all__ = ["Settings"]
