@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -44,11 +45,39 @@ def serve(host: str, port: int, workers: int) -> None:
         _prepare_embedded(settings)
         worker_proc = _embedded_worker(settings)
     try:
-        _serve(settings, host, port, workers, log_config)
+        with exit_on_sigterm():
+            _serve(settings, host, port, workers, log_config)
     finally:
         if worker_proc is not None:
-            worker_proc.terminate()
-            worker_proc.wait(timeout=20)
+            stop_process(worker_proc)
+
+
+@contextmanager
+def exit_on_sigterm():
+    """uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with the
+    default handler that would kill this process before its ``finally`` blocks stop the
+    embedded worker. Turn the re-raised signal into ``SystemExit`` instead."""
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_process(proc, timeout: float = 20) -> None:
+    """Stop a child process: SIGTERM (a Celery worker finishes its task), then SIGKILL."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 def _embedded_worker(settings: Settings):

@@ -392,3 +392,36 @@ def test_metrics_count_deposits_refusals_and_reads_and_read_the_database(stack):
     assert later.value("exchange_blobs", integrity="ok") == 5
     assert later.value("exchange_blobs", integrity="unverified") == 0
     assert abs(later.value("exchange_blob_last_verified_timestamp_seconds") - time.time()) < 120
+
+
+def _worker_pids(home: Path) -> list[int]:
+    """The Celery workers (any process whose environment names this exchange's home)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in cmd and f"EXCHANGE_HOME={home}".encode() in env:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_sigterm_to_serve_stops_its_embedded_worker(served):
+    """An init system or ``docker stop`` signals the server process only: its worker must not
+    be left running (it would keep the file-system broker's queue and the SQLite file busy)."""
+    workers = wait_for(lambda: _worker_pids(served.home), 30, "the embedded worker")
+    served.proc.send_signal(signal.SIGTERM)
+    served.proc.wait(timeout=40)
+    wait_for(lambda: not [p for p in workers if _running(p)], 30, "the embedded worker to stop")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie has stopped; only its parent's wait is missing
