@@ -67,6 +67,13 @@ def _web_page(request: Request, status: int, title: str, detail: str):
     return page(request, "error.html", status_code=status, title=title, detail=detail)
 
 
+def answer(request: Request, status: int, code: str, title: str, detail: str | None):
+    """An error for the one who asked: a page for the web interface, a problem for the API."""
+    if getattr(request.state, "web", False):
+        return _web_page(request, status, title, detail or title)
+    return problem(status, code, title, detail, instance=request.url.path, request_id=_request_id(request))
+
+
 def domain_problem(request: Request, exc: de.DomainError) -> JSONResponse:
     status = status_of(exc)
     if getattr(request.state, "web", False):
@@ -121,19 +128,16 @@ def install(app: FastAPI) -> None:
                 dossier_id=exc.extra.get("dossier_id"), document_id=exc.extra.get("document_id"),
                 reason=exc.extra.get("integrity_reason", "integrity check failed"),
                 actor=principal.client_id if principal else None, request_id=_request_id(request))
-        return problem(500, exc.code, exc.title, exc.detail, instance=request.url.path,
-                       request_id=_request_id(request))
+        return answer(request, 500, exc.code, exc.title, exc.detail)
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError):
         log.warning("storage error: %s", exc)
-        return problem(503, "storage-unavailable", "Document storage unavailable", str(exc),
-                       instance=request.url.path, request_id=_request_id(request))
+        return answer(request, 503, "storage-unavailable", "Document storage unavailable", str(exc))
 
     @app.exception_handler(CryptoError)
     async def _crypto(request: Request, exc: CryptoError):
-        return problem(422, exc.code, "Cryptographic check failed", str(exc), instance=request.url.path,
-                       request_id=_request_id(request))
+        return answer(request, 422, exc.code, "Cryptographic check failed", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -158,6 +162,5 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal-error", "Internal error",
-                       "The exchange failed to process the request; nothing was changed.",
-                       instance=request.url.path, request_id=_request_id(request))
+        return answer(request, 500, "internal-error", "Internal error",
+                      "The exchange failed to process the request; nothing was changed.")

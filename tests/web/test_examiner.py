@@ -94,6 +94,27 @@ def test_another_offices_dossier_is_the_same_404_as_an_unknown_id(page, web_worl
     assert page.goto(f"{web_world.url}/applications/JP/nothing-here").status == 404
 
 
+def test_a_document_lost_from_storage_is_an_error_page_not_json(page, web_world):
+    """The integrity failure reaches the examiner as a page saying so, and is audited."""
+    import httpx
+
+    from dossiers.storage import blob_key
+    from tests.test_scrub import lose
+
+    my = web_world.kits["MY"]
+    docs = httpx.get(f"{web_world.url}/v1/dossiers/{web_world.my_dossier}", headers=my.headers).json()["documents"]
+    lose(web_world.stack, blob_key(next(d["sha256"] for d in docs if d["id"] == "sr-1")))
+    signed_in(page, web_world)
+    for suffix in ("view", "download"):
+        r = page.request.get(f"{web_world.url}/dossiers/{web_world.my_dossier}/documents/sr-1/{suffix}")
+        assert r.status == 500 and r.headers["content-type"].startswith("text/html"), (r.status, r.headers)
+        assert "integrity" in r.text() or "missing" in r.text()
+    # The dossier page itself still opens: the other documents stay readable.
+    assert page.goto(f"{web_world.url}/dossiers/{web_world.my_dossier}").status == 200
+    with web_world.stack.engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM audit_entry WHERE action = 'blob.integrity'")).scalar() >= 1
+
+
 def test_file_an_aspec_request_from_the_browser(page, web_world):
     signed_in(page, web_world)
     page.goto(web_world.url + SG_APP)
