@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, JSONType, UTCDateTime, utcnow
@@ -243,7 +243,12 @@ class OutboxEvent(Base):
     """An event written in the same transaction as the change it reports (transactional outbox)."""
 
     __tablename__ = "outbox_event"
-    __table_args__ = (Index("ix_outbox_event_pending", "sent_at", "available_at"),)
+    __table_args__ = (
+        Index("ix_outbox_event_pending", "sent_at", "available_at"),
+        # Published but not yet processed by a worker: the relay publishes these again.
+        Index("ix_outbox_event_unprocessed", "sent_at", postgresql_where=text("processed_at IS NULL"),
+              sqlite_where=text("processed_at IS NULL")),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     topic: Mapped[str] = mapped_column(String(64))
@@ -252,6 +257,9 @@ class OutboxEvent(Base):
     available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a worker wrote the event's deliveries and notifications: until then it is not done,
+    # whatever became of the task the relay published (lost by a broker restart, failed).
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64))

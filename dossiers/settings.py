@@ -48,6 +48,8 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "exchange@localhost"
     overdue_days: int = 120
+    # A published outbox event that no worker processed within this many seconds is published again.
+    outbox_republish_seconds: int = 300
     log_level: str = "INFO"
 
     @property
@@ -78,6 +80,7 @@ class Settings:
             smtp_url=env.get("EXCHANGE_SMTP_URL") or None,
             mail_from=env.get("EXCHANGE_MAIL_FROM") or "exchange@localhost",
             overdue_days=_int(env, "EXCHANGE_OVERDUE_DAYS", 120),
+            outbox_republish_seconds=_int(env, "EXCHANGE_OUTBOX_REPUBLISH_SECONDS", 300),
             log_level=env.get("EXCHANGE_LOG_LEVEL") or "INFO",
         )
         values.update(overrides)

@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import event as sa_event
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None, *, store: BlobStore | None = No
     store = store or store_from_url(settings.storage_url)
 
     celery = create_celery(settings.broker_url)
-    relay = Relay(session_factory, celery)
+    relay = Relay(session_factory, celery, republish_after=timedelta(seconds=settings.outbox_republish_seconds))
     relay.install()
     _stamp_outbox_events(session_factory)
 

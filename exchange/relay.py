@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 
-from workers.outbox import PUBLISH_RETRY, relay_once
+from workers.outbox import PUBLISH_RETRY, REPUBLISH_AFTER, relay_once
 
 log = logging.getLogger(__name__)
 
 
 class Relay:
-    def __init__(self, session_factory: sessionmaker, celery, *, interval: float = 2.0):
+    def __init__(self, session_factory: sessionmaker, celery, *, interval: float = 2.0,
+                 republish_after: timedelta = REPUBLISH_AFTER):
         self._sf = session_factory
+        self._republish_after = republish_after
         self._celery = celery
         self._interval = interval
         self._wake = threading.Event()
@@ -66,7 +69,7 @@ class Relay:
                 except Exception as exc:  # noqa: BLE001 - the periodic dispatcher picks it up
                     log.warning("could not enqueue %s: %s", name, exc)
             try:
-                while relay_once(self._sf, self._publish) >= 200:
+                while relay_once(self._sf, self._publish, republish_after=self._republish_after) >= 200:
                     pass
             except Exception as exc:  # noqa: BLE001 - keep relaying; events stay in the outbox
                 log.warning("outbox relay failed: %s", exc)

@@ -145,6 +145,8 @@ def fan_out_event(session_factory, event_id: str) -> tuple[list[str], list[str]]
         ev = s.get(OutboxEvent, event_id)
         if ev is None:
             return [], []
+        if ev.processed_at is None:  # a late task still counts: the event is no longer dead
+            ev.processed_at, ev.dead_at = utcnow(), None
         offices, notes = _route(s, ev)
         insert = _insert(s)
         for office, data in offices.items():

@@ -28,15 +28,20 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
 BATCH = 200
+# A published event that no worker has processed after this long is published again: its task
+# was lost (a broker restarted without persistence) or failed. Consumers deduplicate.
+REPUBLISH_AFTER = timedelta(minutes=5)
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
-def relay_once(session_factory, publish=None, *, batch: int = BATCH) -> int:
+def relay_once(session_factory, publish=None, *, batch: int = BATCH,
+               republish_after: timedelta = REPUBLISH_AFTER) -> int:
     """Publish what is due; return how many events were published. Safe to run concurrently:
     on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``."""
     publish = publish or (lambda ev: celery_app.send_task("events.fan_out", args=[ev.id], retry=True,
                                                           retry_policy=PUBLISH_RETRY))
     now = utcnow()
+    _unpublish_unprocessed(session_factory, now, now - republish_after, batch)
     published = 0
     with session_factory.begin() as s:
         q = (select(OutboxEvent)
@@ -61,6 +66,28 @@ def relay_once(session_factory, publish=None, *, batch: int = BATCH) -> int:
     return published
 
 
+def _unpublish_unprocessed(session_factory, now, published_before, batch: int) -> int:
+    """Make events published before ``published_before`` and still unprocessed due again. Each
+    round counts as an attempt, so an event no worker can process ends dead-lettered."""
+    with session_factory.begin() as s:
+        q = (select(OutboxEvent)
+             .where(OutboxEvent.processed_at.is_(None), OutboxEvent.sent_at <= published_before)
+             .order_by(OutboxEvent.sent_at).limit(batch))
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        rows = s.scalars(q).all()
+        for ev in rows:
+            ev.attempts += 1
+            ev.last_error = f"published at {ev.sent_at.isoformat()} but not processed; publishing again"
+            ev.sent_at, ev.available_at = None, now
+            if ev.attempts >= MAX_ATTEMPTS:
+                ev.dead_at = now
+                log.error("outbox event %s dead-lettered: published %d times, never processed", ev.id, ev.attempts)
+            else:
+                log.warning("outbox event %s was published but not processed; publishing again", ev.id)
+        return len(rows)
+
+
 def requeue_dead(session_factory, event_ids: list[str] | None = None) -> int:
     """Give dead-lettered events another round (administrators, after fixing the cause)."""
     with session_factory.begin() as s:
@@ -75,4 +102,5 @@ def requeue_dead(session_factory, event_ids: list[str] | None = None) -> int:
 
 @celery_app.task(name="outbox.relay", base=ExchangeTask)
 def relay() -> int:
-    return relay_once(context().session_factory)
+    ctx = context()
+    return relay_once(ctx.session_factory, republish_after=timedelta(seconds=ctx.settings.outbox_republish_seconds))

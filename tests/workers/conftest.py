@@ -36,14 +36,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition", explain=None):
+    """Poll until ``predicate()`` is truthy; on time-out fail with ``explain()``'s account, if given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f"\n{explain()}" if explain else ""))
 
 
 # --- an HTTP receiver ----------------------------------------------------------------------------
@@ -196,6 +197,7 @@ class NotifyStack(Stack):
                 "EXCHANGE_WEBHOOK_RETRY_SCHEDULE": ",".join(map(str, s.webhook_retry_schedule)),
                 "EXCHANGE_WEBHOOK_LEASE_SECONDS": str(s.webhook_lease_seconds),
                 "EXCHANGE_SMTP_URL": s.smtp_url or "", "EXCHANGE_PUBLIC_URL": s.public_url,
+                "EXCHANGE_OUTBOX_REPUBLISH_SECONDS": str(s.outbox_republish_seconds),
                 "EXCHANGE_LOG_LEVEL": "WARNING"}
 
     def start_worker(self, beat: bool = True) -> subprocess.Popen:
@@ -224,11 +226,13 @@ class NotifyStack(Stack):
 def make_notify_stack(pg_url, tmp_path):
     stacks = []
 
-    def make(broker: str, *, smtp_url: str | None = None, schedule=(1, 1, 2), lease: int = 60) -> NotifyStack:
+    def make(broker: str, *, smtp_url: str | None = None, schedule=(1, 1, 2), lease: int = 60,
+             republish: int = 300) -> NotifyStack:
         settings = Settings.from_env(
             {}, home=tmp_path, database_url=pg_url, storage_url=f"file://{tmp_path / 'blobs'}", broker_url=broker,
             public_url="http://exchange.test", webhook_allow_hosts=("127.0.0.0/8",),
-            webhook_retry_schedule=tuple(schedule), webhook_lease_seconds=lease, smtp_url=smtp_url)
+            webhook_retry_schedule=tuple(schedule), webhook_lease_seconds=lease, smtp_url=smtp_url,
+            outbox_republish_seconds=republish)
         engine = make_engine(pg_url)
         empty_tables(engine)
         sf = make_session_factory(engine)

@@ -105,7 +105,11 @@ def test_gone_disables_and_exhaustion_dead_letters(make_notify_stack, broker_url
                                       headers=w.k["TH"].headers).json(), 60, what="a dead letter")
     assert dead[0]["attempts"] == 3 and dead[0]["topic"] == "agreement.changed"
     inbox = wait_for(lambda: [n for n in httpx.get(f"{stack.url}/v1/notifications", headers=w.k["TH"].headers).json()
-                              if n["kind"] == "webhook.dead"], 90, what="the office-admin's notice")
+                              if n["kind"] == "webhook.dead"], 90, what="the office-admin's notice",
+                     explain=lambda: "outbox: {}\nnotifications: {}\nworker log:\n{}".format(
+                         w.rows("SELECT id, topic, attempts, sent_at, dead_at, last_error FROM outbox_event"
+                                " WHERE topic = 'webhook.dead'"),
+                         w.rows("SELECT recipient, kind, event_id FROM notification"), stack.worker_log()))
     assert dead[0]["id"] in inbox[0]["title"]
     # Redeliver, now that the receiver is fixed: same webhook-id.
     receiver.script = []
@@ -157,6 +161,27 @@ def test_broker_down_during_a_deposit_loses_nothing(make_notify_stack, receiver,
     time.sleep(3)
     assert len(receiver.of("dossier.deposited")) == 1 and got[0].json["data"]["dossier_id"] == dossier
     assert w.rows("SELECT count(*) FROM webhook_delivery")[0][0] == 1
+    broker.stop()
+
+
+def test_broker_restarted_without_its_queue_loses_no_event(make_notify_stack, receiver, tmp_path):
+    """The relay published the event, then the broker restarted empty (no persistence) before any
+    worker took the task: the event is published again and delivered once."""
+    broker = RedisServer(tmp_path)
+    broker.start()
+    stack = make_notify_stack(broker.url, republish=3)
+    w = World(stack, receiver.url, events=["dossier.deposited"])
+    dossier = w.deposit_my()  # no worker yet: the task waits in the broker
+    wait_for(lambda: w.rows("SELECT 1 FROM outbox_event WHERE topic='dossier.deposited' AND sent_at IS NOT NULL"),
+             30, what="the event to be published")
+    broker.stop()
+    broker.start()  # same port, empty
+    stack.start_worker()
+    got = wait_for(lambda: receiver.of("dossier.deposited"), 60, what="the webhook after the broker's restart",
+                   explain=lambda: f"outbox: {w.rows('SELECT topic, attempts, sent_at, processed_at, last_error FROM outbox_event')}")
+    time.sleep(3)
+    assert len(receiver.of("dossier.deposited")) == 1 and got[0].json["data"]["dossier_id"] == dossier
+    assert w.rows("SELECT attempts FROM outbox_event WHERE topic='dossier.deposited' AND processed_at IS NOT NULL")[0][0] >= 1
     broker.stop()
 
 

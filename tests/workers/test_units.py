@@ -102,3 +102,50 @@ def test_overdue_results_and_expiring_agreements_are_reminded_once(stack):
         notify.fan_out_event(stack.session_factory, e[0])
     inbox = httpx.get(f"{stack.url}/v1/notifications", headers=w.k["SG"].headers).json()
     assert sorted(n["kind"] for n in inbox) == ["agreement-expiry", "aspec-overdue"]
+
+
+def test_a_published_event_no_worker_processed_is_published_again_then_dead_lettered(stack):
+    """A task lost after publication (a broker restarted without persistence, a fan-out that
+    failed) does not lose the event: the relay publishes it again until a worker processes it."""
+    admin = stack.admin()
+    stack.server.config.app.state.relay.paused = True
+    for code in ("SG", "MY"):
+        httpx.post(f"{stack.url}/v1/offices", headers=admin, json={"code": code, "name": code})
+    r = httpx.post(f"{stack.url}/v1/agreements", headers=admin, json={
+        "name": "x", "program": "CASE", "members": ["SG", "MY"], "document_types": ["SR"],
+        "valid_from": "2020-01-01T00:00:00Z"})
+    assert r.status_code == 201
+    with stack.engine.begin() as c:
+        c.execute(sa.text("UPDATE outbox_event SET sent_at = NULL, attempts = 0, dead_at = NULL"))
+    lost: list[str] = []
+    assert outbox.relay_once(stack.session_factory, lambda ev: lost.append(ev.id)) == 1
+    # Not yet due again: a worker may still be on it.
+    assert outbox.relay_once(stack.session_factory, lost.append, republish_after=timedelta(minutes=5)) == 0
+    unprocessed = httpx.get(f"{stack.url}/v1/outbox", params={"state": "unprocessed"}, headers=admin).json()
+    assert [e["id"] for e in unprocessed] == lost
+    again: list[str] = []
+    assert outbox.relay_once(stack.session_factory, lambda ev: again.append(ev.id), republish_after=timedelta(0)) == 1
+    assert again == lost
+    row = httpx.get(f"{stack.url}/v1/outbox", params={"state": "sent"}, headers=admin).json()[0]
+    assert row["attempts"] == 1 and "not processed" in row["last_error"]
+    # Processing the event (here, synchronously) ends it: nothing more is published.
+    notify.fan_out_event(stack.session_factory, lost[0])
+    assert outbox.relay_once(stack.session_factory, again.append, republish_after=timedelta(0)) == 0
+    assert httpx.get(f"{stack.url}/v1/outbox", params={"state": "processed"}, headers=admin).json()[0]["id"] == lost[0]
+    # An event no worker ever processes ends dead-lettered, visible to administrators.
+    with stack.engine.begin() as c:
+        c.execute(sa.text("UPDATE outbox_event SET processed_at = NULL, attempts = :n"),
+                  {"n": outbox.MAX_ATTEMPTS - 1})
+    assert outbox.relay_once(stack.session_factory, again.append, republish_after=timedelta(0)) == 0
+    dead = httpx.get(f"{stack.url}/v1/outbox", params={"state": "dead"}, headers=admin).json()
+    assert [e["id"] for e in dead] == lost
+    # A late worker still processes it, and it is no longer dead.
+    notify.fan_out_event(stack.session_factory, lost[0])
+    assert httpx.get(f"{stack.url}/v1/outbox", params={"state": "dead"}, headers=admin).json() == []
+    stack.server.config.app.state.relay.paused = False
+
+
+def test_outbox_listing_refuses_an_unknown_state(stack):
+    r = httpx.get(f"{stack.url}/v1/outbox", params={"state": "lost"}, headers=stack.admin())
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert "unprocessed" in r.json()["detail"]
