@@ -294,8 +294,31 @@ def database_metrics(session_factory: sessionmaker, now: datetime | None = None)
     return [up, deliveries, unsent, lag, dead, blobs, verified]
 
 
-def render(session_factory: sessionmaker) -> str:
-    return REGISTRY.render(database_metrics(session_factory))
+def broker_metrics(broker_url: str) -> list[Metric]:
+    """The workers' lag: tasks waiting in the broker, read at scrape time."""
+    from workers.app import queue_depth
+
+    up = Gauge("exchange_metrics_broker_up", "1 if the broker answered this scrape; 0 and the queue depth is "
+               "left out if not.")
+    depth = Gauge("exchange_broker_queue_messages",
+                  "Tasks waiting in the broker's queue, not yet taken by a worker: growing means too few workers.")
+    try:
+        n = queue_depth(broker_url)
+    except Exception:  # noqa: BLE001 - any broker failure is a 0 here; /readyz names it
+        up.set(0)
+        return [up]
+    up.set(1)
+    if n is None:
+        return [up]
+    depth.set(n)
+    return [up, depth]
+
+
+def render(session_factory: sessionmaker, broker_url: str | None = None) -> str:
+    extra = database_metrics(session_factory)
+    if broker_url:
+        extra += broker_metrics(broker_url)
+    return REGISTRY.render(extra)
 
 
 # --- the route -------------------------------------------------------------------------------
@@ -312,4 +335,5 @@ def metrics(request: Request) -> Response:
     scraped over the deployment's internal network, and the edge in front of the exchange
     should not route it. It shows counts and ages only: no office's dossiers, ids or names
     beyond office codes."""
-    return Response(render(request.app.state.session_factory), media_type=CONTENT_TYPE)
+    return Response(render(request.app.state.session_factory, request.app.state.settings.broker_url),
+                    media_type=CONTENT_TYPE)

@@ -393,6 +393,25 @@ def test_metrics_count_deposits_refusals_and_reads_and_read_the_database(stack):
     assert later.value("exchange_blobs", integrity="unverified") == 0
     assert abs(later.value("exchange_blob_last_verified_timestamp_seconds") - time.time()) < 120
 
+    # The relay publishes; this stack runs no worker, so the tasks wait in the broker's queue.
+    assert later.value("exchange_metrics_broker_up") == 1
+    queued = later.value("exchange_broker_queue_messages")
+    stack.server.config.app.state.relay.paused = False
+    stack.server.config.app.state.relay._wake.set()
+    deadline = time.monotonic() + 30
+    while (final := scrape(stack)).value("exchange_outbox_unsent_events") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert final.value("exchange_outbox_unsent_events") == 0
+    assert final.value("exchange_broker_queue_messages") == queued + waiting
+
+
+def test_a_broker_that_does_not_answer_is_a_zero_not_a_failed_scrape():
+    from exchange.metrics import broker_metrics
+
+    down = {m.name: m for m in broker_metrics(f"redis://127.0.0.1:{free_port()}/0")}
+    assert "exchange_broker_queue_messages" not in down
+    assert "exchange_metrics_broker_up 0" in "\n".join(down["exchange_metrics_broker_up"].render())
+
 
 def _worker_pids(home: Path) -> list[int]:
     """The Celery workers (any process whose environment names this exchange's home)."""

@@ -7,6 +7,7 @@ never built at import time: :func:`workers.base.context` builds them per process
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +17,8 @@ from celery import Celery
 # minute: long waits are rows with a due time, not countdowns), so a Redis broker does not
 # redeliver a task that is still running (ENVIRONMENT.md, Celery).
 VISIBILITY_TIMEOUT = 3600
+
+QUEUE = "exchange"
 
 celery_app = Celery("exchange", include=["workers.outbox", "workers.notify", "workers.tracking", "workers.tasks"])
 
@@ -40,7 +43,7 @@ def celery_config(broker_url: str) -> dict:
         broker_connection_timeout=3,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT, "socket_connect_timeout": 3,
                                   "socket_timeout": 5, "max_retries": 1},
-        task_default_queue="exchange",
+        task_default_queue=QUEUE,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_schedule=beat_schedule(),
@@ -84,6 +87,27 @@ def create_celery(broker_url: str) -> Celery:
     app = Celery("exchange-probe")
     app.conf.update(celery_config(broker_url))
     return app
+
+
+def queue_depth(broker_url: str, queue: str = QUEUE) -> int | None:
+    """Tasks waiting in the broker's queue, not yet taken by a worker (``None`` for a broker
+    whose queue cannot be read this way). Raises when the broker does not answer."""
+    if broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            pipe = client.pipeline(transaction=False)
+            # kombu keeps one list per priority step: the queue's name, then name + "\x06\x16" + step.
+            for name in (queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))):
+                pipe.llen(name)
+            return sum(pipe.execute())
+        finally:
+            client.close()
+    if broker_url.startswith("filesystem://"):
+        folder = _filesystem_folder(broker_url) / "queue"
+        return sum(1 for name in os.listdir(folder) if name.endswith(f".{queue}.msg"))
+    return None
 
 
 def prepare_broker(broker_url: str) -> None:
