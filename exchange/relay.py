@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import event
@@ -14,6 +15,9 @@ from sqlalchemy.orm import sessionmaker
 from workers.outbox import PUBLISH_RETRY, REPUBLISH_AFTER, relay_once
 
 log = logging.getLogger(__name__)
+
+DEBOUNCE = 0.01  # seconds to let a burst of commits gather before one relay pass
+UNPROCESSED_CHECK_EVERY = 30.0  # seconds between looks for published but unprocessed events
 
 
 class Relay:
@@ -54,8 +58,12 @@ class Relay:
         self._celery.send_task("events.fan_out", args=[ev.id], retry=True, retry_policy=PUBLISH_RETRY)
 
     def _run(self) -> None:
+        last_check = 0.0
         while not self._stop.is_set():
-            self._wake.wait(self._interval)
+            woken = self._wake.wait(self._interval)
+            if woken:
+                # Commits come in bursts under load: one pass publishes the whole burst.
+                self._stop.wait(DEBOUNCE)
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -68,8 +76,12 @@ class Relay:
                     self._celery.send_task(name, args=args, retry=True, retry_policy=PUBLISH_RETRY)
                 except Exception as exc:  # noqa: BLE001 - the periodic dispatcher picks it up
                     log.warning("could not enqueue %s: %s", name, exc)
+            # Unprocessed events are looked for now and then, not at every commit.
+            republish = None
+            if time.monotonic() - last_check >= min(UNPROCESSED_CHECK_EVERY, self._republish_after.total_seconds()):
+                republish, last_check = self._republish_after, time.monotonic()
             try:
-                while relay_once(self._sf, self._publish, republish_after=self._republish_after) >= 200:
-                    pass
+                while relay_once(self._sf, self._publish, republish_after=republish) >= 200:
+                    republish = None
             except Exception as exc:  # noqa: BLE001 - keep relaying; events stay in the outbox
                 log.warning("outbox relay failed: %s", exc)

@@ -35,13 +35,16 @@ PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "i
 
 
 def relay_once(session_factory, publish=None, *, batch: int = BATCH,
-               republish_after: timedelta = REPUBLISH_AFTER) -> int:
+               republish_after: timedelta | None = REPUBLISH_AFTER) -> int:
     """Publish what is due; return how many events were published. Safe to run concurrently:
-    on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``."""
+    on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``. With ``republish_after``
+    (``None`` skips the check), events published that long ago and still unprocessed are due
+    again first."""
     publish = publish or (lambda ev: celery_app.send_task("events.fan_out", args=[ev.id], retry=True,
                                                           retry_policy=PUBLISH_RETRY))
     now = utcnow()
-    _unpublish_unprocessed(session_factory, now, now - republish_after, batch)
+    if republish_after is not None:
+        _unpublish_unprocessed(session_factory, now, now - republish_after, batch)
     published = 0
     with session_factory.begin() as s:
         q = (select(OutboxEvent)
