@@ -27,8 +27,9 @@ map cleared before every sample, 200 warm-up calls, N samples (2000 unless ``--s
 
 p50/p95/p99 in ms and p99 over the baseline's p99, with the statements a call sends, the mean
 time spent inside ``cursor.execute`` and the ORM objects it loads. Diagnostics: "round trip" is
-``SELECT 1`` through psycopg alone (the floor of any statement here), and the steps of
-``Gate.decide`` (corresponding, ASPEC requests, agreements, the pure policy) are timed one by one.
+``SELECT 1`` through psycopg alone (the floor of any statement here), and the two steps of a
+decision (``repository.decision_facts``, one statement gathering the correspondence, the ASPEC
+requests and the agreements of both offices; then the pure policy) are timed one by one.
 When a goal is missed (or with ``--explain``) the statements of one family look-up, one dossier
 load and one decision are run under ``EXPLAIN (ANALYZE, BUFFERS)``; a sequential scan or a
 filter discarding rows on a large table, or a statement over 0.5 ms, is flagged with the index
@@ -70,7 +71,7 @@ assert len(OFFICES) == 20  # the member stride 7 below needs gcd(7, 20) == 1
 DOC_TYPES = ["SR", "WO", "ER", "CLAIMS"]
 GOALS_MS = {"family": 10.0, "decision": 2.0}
 WARMUP = 200
-DECISION_PARTS = ("corresponding", "aspec requests", "agreement facts", "policy.decide")
+DECISION_PARTS = ("facts (one statement)", "policy.decide")
 
 
 # --- data generation (PostgreSQL side) ---------------------------------------------------------
@@ -563,16 +564,12 @@ def measure(url: str, n_samples: int, budget_s: float, seed: int) -> tuple[dict,
                 s.expunge_all()
                 d = repository.dossier(s, did)
                 t0 = time.perf_counter_ns()
-                corr = repository.corresponding(s, viewer, d.application_id)
+                corr, reqs, facts = repository.decision_facts(s, viewer, d.office_code, d.application_id)
                 t1 = time.perf_counter_ns()
-                reqs = tuple(repository.accepted_aspec_requests(s, viewer, d.application_id))
+                g.policy.decide(g.policy.ViewerFacts(office=viewer, corresponding=corr, aspec_requests=tuple(reqs)),
+                                g.policy.dossier_facts(d), facts, utcnow())
                 t2 = time.perf_counter_ns()
-                facts = repository.agreement_facts_of(s, viewer)
-                t3 = time.perf_counter_ns()
-                g.policy.decide(g.policy.ViewerFacts(office=viewer, corresponding=corr, aspec_requests=reqs),
-                                g.dossier_facts(d), facts, utcnow())
-                t4 = time.perf_counter_ns()
-                for k, a, b in zip(DECISION_PARTS, (t0, t1, t2, t3), (t1, t2, t3, t4)):
+                for k, a, b in zip(DECISION_PARTS, (t0, t1), (t1, t2)):
                     parts[k].append(b - a)
             extra["decision_parts_ms"] = {k: {q: round(v, 4) for q, v in percentiles(ns).items() if q != "n"}
                                           for k, ns in parts.items()}

@@ -151,15 +151,15 @@ def dossier_facts(d) -> DossierFacts:
     )
 
 
-def decide_for(session, office: str, dossier, at: datetime) -> Decision:
-    """Gather the facts for ``office`` reading ``dossier`` and decide (no audit): used to route
-    events to the offices that may see what they announce."""
+def decide_for(session, office: str | None, dossier, at: datetime) -> Decision:
+    """Gather the facts for ``office`` (None: the exchange's operator) reading ``dossier``, in one
+    statement, and decide. No audit: the caller audits (:class:`exchange.access.gate.Gate`) or
+    only routes events to the offices that may see what they announce."""
     from . import repository
 
-    viewer = ViewerFacts(office=office)
-    if office != dossier.office_code:
-        viewer = ViewerFacts(office=office,
-                             corresponding=repository.corresponding(session, office, dossier.application_id),
-                             aspec_requests=tuple(repository.accepted_aspec_requests(session, office,
-                                                                                      dossier.application_id)))
-    return decide(viewer, dossier_facts(dossier), repository.agreement_facts_of(session, office), at)
+    viewer, agreements = ViewerFacts(office=office), []
+    if office is not None and office != dossier.office_code:
+        corresponding, requests, agreements = repository.decision_facts(session, office, dossier.office_code,
+                                                                        dossier.application_id)
+        viewer = ViewerFacts(office=office, corresponding=corresponding, aspec_requests=tuple(requests))
+    return decide(viewer, dossier_facts(dossier), agreements, at)

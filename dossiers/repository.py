@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import and_, bindparam, cast, exists, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from . import numbers
@@ -69,6 +69,56 @@ _AGREEMENT_FACTS = (select(Agreement.id, Agreement.program, Agreement.document_t
                     .join(AgreementMember, AgreementMember.agreement_id == Agreement.id)
                     .where(Agreement.id.in_(select(AgreementMember.agreement_id)
                                             .where(AgreementMember.office_code == bindparam("office")))))
+
+
+def _null_as(column):
+    return cast(null(), column.type)
+
+
+# One decision's facts in one statement (one round trip): a row per member of each agreement
+# both offices belong to, a row if the viewer holds a corresponding application, a row per
+# accepted ASPEC request of the viewer relying on the application.
+_both_members = and_(
+    Agreement.id.in_(select(AgreementMember.agreement_id).where(AgreementMember.office_code == bindparam("office"))),
+    Agreement.id.in_(select(AgreementMember.agreement_id).where(AgreementMember.office_code == bindparam("owner"))))
+_DECISION_FACTS = union_all(
+    select(literal("agreement").label("kind"), Agreement.id.label("ref"), Agreement.program, Agreement.document_types,
+           Agreement.status, Agreement.valid_from, Agreement.valid_until, Agreement.require_corresponding,
+           Agreement.share_unpublished, AgreementMember.office_code)
+    .join(AgreementMember, AgreementMember.agreement_id == Agreement.id).where(_both_members),
+    select(literal("corresponding"), _null_as(Agreement.id), _null_as(Agreement.program),
+           _null_as(Agreement.document_types), _null_as(Agreement.status), _null_as(Agreement.valid_from),
+           _null_as(Agreement.valid_until), _null_as(Agreement.require_corresponding),
+           _null_as(Agreement.share_unpublished), _null_as(AgreementMember.office_code))
+    .where(exists(_CORRESPONDING.with_only_columns(literal(1)))),
+    select(literal("aspec"), AspecRequest.id, _null_as(Agreement.program), _null_as(Agreement.document_types),
+           _null_as(Agreement.status), _null_as(Agreement.valid_from), _null_as(Agreement.valid_until),
+           _null_as(Agreement.require_corresponding), _null_as(Agreement.share_unpublished),
+           _null_as(AgreementMember.office_code))
+    .where(AspecRequest.so_office == bindparam("office"), AspecRequest.status == "accepted",
+           AspecRequest.fo_application_id == bindparam("app")),
+)
+
+
+def decision_facts(s: Session, office: str, owner: str, application_id: int) -> tuple[bool, list[str], list]:
+    """What deciding whether ``office`` may read a dossier of ``owner`` on this application
+    needs, in one round trip: whether ``office`` holds a corresponding application, its
+    accepted ASPEC requests relying on the application, and the agreements of both offices."""
+    from .policy import AgreementFacts
+
+    corr, requests, grouped, members = False, [], {}, {}
+    for row in s.execute(_DECISION_FACTS, {"office": office, "owner": owner, "app": application_id}):
+        if row[0] == "corresponding":
+            corr = True
+        elif row[0] == "aspec":
+            requests.append(row[1])
+        else:
+            grouped.setdefault(row[1], row)
+            members.setdefault(row[1], set()).add(row[9])
+    agreements = [AgreementFacts(id=r[1], program=r[2], members=frozenset(members[r[1]]),
+                                 document_types=frozenset(r[3]), status=r[4], valid_from=r[5], valid_until=r[6],
+                                 require_corresponding=r[7], share_unpublished=r[8]) for r in grouped.values()]
+    return corr, requests, agreements
 
 
 def corresponding(s: Session, office: str, application_id: int) -> bool:

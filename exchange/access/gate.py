@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 from dossiers import audit, outbox, repository
 from dossiers.db import utcnow
 from dossiers.errors import NotFound
-from dossiers.models import Agreement, Application, Document, Dossier
+from dossiers.models import Application, Document, Dossier
 
 from dossiers import policy
-from dossiers.policy import dossier_facts
 
 from .. import metrics
 from .principals import Principal
@@ -31,15 +30,6 @@ class Gate:
     def of(cls, session: Session, principal: Principal, request_id: str | None) -> "Gate":
         return cls(session, principal.office, principal.client_id, request_id)
 
-    def __post_init__(self) -> None:
-        self._agreements: list[policy.AgreementFacts] | None = None
-        self._corr: dict[int, bool] = {}
-
-    def _agreements_for_viewer(self) -> list[policy.AgreementFacts]:
-        if self._agreements is None:
-            self._agreements = repository.agreement_facts_of(self.session, self.viewer) if self.viewer else []
-        return self._agreements
-
     def _record(self, d: Dossier, decision: policy.Decision) -> dict:
         """The audit entry of a decision. Every audited decision passes here exactly once (the
         entry is written now, or after the rollback for a refusal), so it is counted here."""
@@ -50,15 +40,7 @@ class Gate:
                     detail={"rule": decision.rule, "dossier_office": d.office_code, "documents": decision.as_detail()})
 
     def decide(self, d: Dossier, *, at: datetime | None = None, audit_it: bool = True) -> policy.Decision:
-        viewer = policy.ViewerFacts(office=self.viewer)
-        if self.viewer is not None and self.viewer != d.office_code:
-            if d.application_id not in self._corr:
-                self._corr[d.application_id] = repository.corresponding(self.session, self.viewer, d.application_id)
-            viewer = policy.ViewerFacts(
-                office=self.viewer, corresponding=self._corr[d.application_id],
-                aspec_requests=tuple(repository.accepted_aspec_requests(self.session, self.viewer, d.application_id)),
-            )
-        decision = policy.decide(viewer, dossier_facts(d), self._agreements_for_viewer(), at or utcnow())
+        decision = policy.decide_for(self.session, self.viewer, d, at or utcnow())
         if audit_it:
             audit.append(self.session, **self._record(d, decision))
         return decision
