@@ -41,6 +41,10 @@ class Unauthenticated(DomainError):
     code, title = "unauthenticated", "Authentication required"
 
 
+class SelfLockout(Conflict):
+    code, title = "self-lockout", "Would lock the caller out"
+
+
 class KeyRejected(InvalidRequest):
     code, title = "key-invalid", "Public key rejected"
 

@@ -56,6 +56,10 @@ class Client(Base):
     roles: Mapped[list] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Raised when the secret is replaced or the client disabled. Each token carries the value it
+    # was issued under, so tokens got with a leaked secret end with it, and re-enabling a client
+    # does not bring back the tokens it held before.
+    credential_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SigningKey(Base):

@@ -17,7 +17,7 @@ from crypto.keys import normalise_public_pem
 
 from . import audit, numbers
 from .db import utcnow
-from .errors import Conflict, InvalidRequest, KeyRejected, NotFound
+from .errors import Conflict, InvalidRequest, KeyRejected, NotFound, SelfLockout
 from .models import Application, Client, CorrespondenceKey, Office, OfficeKey, PriorityClaim
 
 OFFICE_ROLES = ("depositing", "accessing")
@@ -131,6 +131,69 @@ def authenticate_client(s: Session, client_id: str, secret: str) -> Client | Non
     if not ok or client is None or client.disabled_at is not None:
         return None
     return client
+
+
+def find_client(s: Session, client_id: str) -> Client:
+    """Any client, whatever its office: for operators working on the database (the CLI)."""
+    client = s.get(Client, client_id) if client_id else None
+    if client is None:
+        raise NotFound(f"no client {client_id}")
+    return client
+
+
+def get_client(s: Session, office_code: str | None, client_id: str) -> Client:
+    """A client of ``office_code`` (``None``: the exchange's own); another office's answers as unknown."""
+    client = s.get(Client, client_id) if client_id else None
+    if client is None or client.office_code != office_code:
+        raise NotFound(f"no client {client_id}" + (f" of office {office_code}" if office_code else ""))
+    return client
+
+
+def _not_self(client: Client, actor: str, what: str) -> None:
+    if client.client_id == actor:
+        raise SelfLockout(f"a client cannot {what} itself: it would lock itself out; ask another "
+                          "office-admin client or the exchange's admin")
+
+
+def disable_client(s: Session, office_code: str | None, client_id: str, *, actor: str,
+                   request_id: str | None = None) -> Client:
+    """No new token, and the tokens already issued stop on their next request."""
+    client = get_client(s, office_code, client_id)
+    _not_self(client, actor, "disable")
+    if client.disabled_at is not None:
+        return client
+    client.disabled_at = utcnow()
+    client.credential_version += 1
+    s.flush()
+    audit.append(s, action="client.disable", outcome="ok", actor=actor, office=office_code, subject=client_id,
+                 request_id=request_id)
+    return client
+
+
+def enable_client(s: Session, office_code: str | None, client_id: str, *, actor: str,
+                  request_id: str | None = None) -> Client:
+    """Tokens can be had again with the client's secret; those issued before it was disabled stay dead."""
+    client = get_client(s, office_code, client_id)
+    if client.disabled_at is None:
+        return client
+    disabled_at, client.disabled_at = client.disabled_at, None
+    s.flush()
+    audit.append(s, action="client.enable", outcome="ok", actor=actor, office=office_code, subject=client_id,
+                 detail={"disabled_at": disabled_at.isoformat()}, request_id=request_id)
+    return client
+
+
+def rotate_client_secret(s: Session, office_code: str | None, client_id: str, *, actor: str,
+                         request_id: str | None = None) -> tuple[Client, str]:
+    """A new secret, returned once; the old secret and every token got with it stop at once."""
+    client = get_client(s, office_code, client_id)
+    secret = secrets.new_secret()
+    client.secret_hash = secrets.hash_secret(secret)
+    client.credential_version += 1
+    s.flush()
+    audit.append(s, action="client.rotate_secret", outcome="ok", actor=actor, office=office_code,
+                 subject=client_id, request_id=request_id)
+    return client, secret
 
 
 # --- applications ----------------------------------------------------------------------------

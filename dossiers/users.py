@@ -15,7 +15,7 @@ from crypto import secrets as csecrets
 
 from . import audit
 from .db import utcnow
-from .errors import Conflict, InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound, SelfLockout
 from .models import Office, WebSession, WebUser
 
 USER_ROLES = ("examiner", "office-admin")
@@ -65,6 +65,71 @@ def users_of(s: Session, office: str | None) -> list[WebUser]:
     if office is not None:
         q = q.where(WebUser.office_code == office)
     return list(s.scalars(q))
+
+
+def exchange_admins(s: Session) -> list[WebUser]:
+    """The people of the exchange's operator (no office, role admin)."""
+    return list(s.scalars(select(WebUser).where(WebUser.office_code.is_(None)).order_by(WebUser.username)))
+
+
+def get_user(s: Session, office: str | None, user_id: str) -> WebUser:
+    """A person of ``office`` (``None``: the exchange's admins); anyone else's answers as unknown."""
+    user = s.get(WebUser, user_id) if user_id else None
+    if user is None or user.office_code != office:
+        raise NotFound("no such person" + (f" at office {office}" if office else " among the exchange's admins"))
+    return user
+
+
+def _end_sessions(s: Session, user: WebUser) -> None:
+    s.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+
+def disable_user(s: Session, office: str | None, user_id: str, *, actor: str, acting_user_id: str) -> WebUser:
+    """The person cannot sign in, and every open session of theirs ends now. Nobody disables
+    themselves (``acting_user_id``): an office would be left without its administrator."""
+    user = get_user(s, office, user_id)
+    if user.id == acting_user_id:
+        raise SelfLockout("you cannot disable your own account; ask another administrator")
+    _end_sessions(s, user)
+    if user.disabled_at is None:
+        user.disabled_at = utcnow()
+        s.flush()
+        audit.append(s, action="user.disable", outcome="ok", actor=actor, office=office, subject=user.username)
+    return user
+
+
+def enable_user(s: Session, office: str | None, user_id: str, *, actor: str) -> WebUser:
+    user = get_user(s, office, user_id)
+    if user.disabled_at is not None:
+        user.disabled_at = None
+        s.flush()
+        audit.append(s, action="user.enable", outcome="ok", actor=actor, office=office, subject=user.username)
+    return user
+
+
+def reset_password(s: Session, office: str | None, user_id: str, password: str, *, actor: str) -> WebUser:
+    """Set a new password (given to the person by another channel). It also lifts a lock-out and
+    ends the person's open sessions: a password that leaked must not leave a session behind."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidRequest(f"a password has at least {MIN_PASSWORD} characters")
+    user = get_user(s, office, user_id)
+    user.password_hash = csecrets.hash_secret(password)
+    user.failed_attempts, user.locked_until = 0, None
+    _end_sessions(s, user)
+    s.flush()
+    audit.append(s, action="user.reset_password", outcome="ok", actor=actor, office=office, subject=user.username)
+    return user
+
+
+def unlock_user(s: Session, office: str | None, user_id: str, *, actor: str) -> WebUser:
+    """Lift a lock-out after failed sign-ins, before it runs out by itself."""
+    user = get_user(s, office, user_id)
+    was_locked = user.locked_until is not None and user.locked_until > utcnow()
+    user.failed_attempts, user.locked_until = 0, None
+    s.flush()
+    if was_locked:
+        audit.append(s, action="user.unlock", outcome="ok", actor=actor, office=office, subject=user.username)
+    return user
 
 
 def sign_in(s: Session, username: str, password: str) -> WebUser:

@@ -393,6 +393,37 @@ def create_user(username, office, roles, display_name, email, password) -> None:
         engine.dispose()
 
 
+def _set_client(client_id: str, disabled: bool) -> None:
+    from dossiers import registry
+    from dossiers.errors import DomainError
+
+    with _database() as (_settings, sf):
+        try:
+            with sf.begin() as s:
+                office = registry.find_client(s, client_id).office_code
+                change = registry.disable_client if disabled else registry.enable_client
+                client = change(s, office, client_id, actor="cli")
+                out = {"client_id": client.client_id, "office": office, "name": client.name,
+                       "disabled_at": client.disabled_at}
+        except DomainError as exc:
+            _fail(exc.detail)
+    _echo_json(out)
+
+
+@admin.command("disable-client")
+@click.argument("client_id")
+def disable_client(client_id: str) -> None:
+    """Disable a client (directly in the database): no new token, and its tokens stop at once."""
+    _set_client(client_id, disabled=True)
+
+
+@admin.command("enable-client")
+@click.argument("client_id")
+def enable_client(client_id: str) -> None:
+    """Enable a disabled client again (directly in the database)."""
+    _set_client(client_id, disabled=False)
+
+
 def _api_options(f):
     f = click.option("--client-secret", envvar="EXCHANGE_CLIENT_SECRET", required=True,
                      help="or EXCHANGE_CLIENT_SECRET")(f)

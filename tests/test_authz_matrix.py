@@ -102,6 +102,17 @@ def fresh_key(w, t):
     return key
 
 
+def fresh_client(w, t, disabled: bool = False) -> str:
+    code = OFFICE[t]
+    r = httpx.post(f"{w.stack.url}/v1/offices/{code}/clients", headers=w.admin, json={"roles": ["depositor"]})
+    assert r.status_code == 201, r.text
+    client_id = r.json()["client_id"]
+    if disabled:
+        r = httpx.post(f"{w.stack.url}/v1/offices/{code}/clients/{client_id}/disable", headers=w.admin)
+        assert r.status_code == 200, r.text
+    return client_id
+
+
 def own_or_admin(roles):
     return lambda c, t: c == "admin" or (c in roles and t == "own")
 
@@ -209,6 +220,13 @@ TABLE: dict[tuple[str, str], M] = {m.method + " " + m.path: m for m in [
                                                           {"json": {"roles": ["examiner"]}}),
       own_or_admin({"office-admin"})),
     M("GET", "/v1/offices/{code}/clients", office_path("/clients"), own_or_admin({"office-admin"})),
+    M("POST", "/v1/offices/{code}/clients/{client_id}/disable", lambda w, t: (
+        f"/v1/offices/{OFFICE[t]}/clients/{fresh_client(w, t)}/disable", {}), own_or_admin({"office-admin"})),
+    M("POST", "/v1/offices/{code}/clients/{client_id}/enable", lambda w, t: (
+        f"/v1/offices/{OFFICE[t]}/clients/{fresh_client(w, t, disabled=True)}/enable", {}),
+      own_or_admin({"office-admin"})),
+    M("POST", "/v1/offices/{code}/clients/{client_id}/secret", lambda w, t: (
+        f"/v1/offices/{OFFICE[t]}/clients/{fresh_client(w, t)}/secret", {}), own_or_admin({"office-admin"})),
     M("POST", "/v1/applications", lambda w, t: ("/v1/applications", {"json": {
         "office": OFFICE[t], "number": f"X{next(_seq)}", "filing_date": "2023-01-01", "title": "t"}}),
       lambda c, t: c == "depositor" and t == "own"),

@@ -87,3 +87,31 @@ def test_cli_errors_are_clear(stack, tmp_path):
     assert r.exit_code == 1 and "dossier.json is missing" in r.output
     r = run(["admin", "add-office", "SG", "--name", "x"], env={**env, "EXCHANGE_URL": "http://127.0.0.1:9"}, ok=False)
     assert r.exit_code == 1 and "cannot reach the exchange" in r.output
+
+
+def test_operators_disable_and_enable_a_client_on_the_database(stack, tmp_path):
+    import httpx
+
+    kit = stack.office("SG")
+    held = kit.headers  # a token issued before the client is disabled
+    env = {"EXCHANGE_DATABASE_URL": stack.settings.database_url, "EXCHANGE_HOME": str(tmp_path / "home")}
+    out = json.loads(run(["admin", "disable-client", kit.client_id], env=env).stdout)
+    assert out["client_id"] == kit.client_id and out["office"] == "SG" and out["disabled_at"]
+    assert httpx.get(f"{stack.url}/v1/offices", headers=held).status_code == 401  # its token, at once
+    r = httpx.post(f"{stack.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": kit.client_id,
+                                                      "client_secret": kit.client_secret})
+    assert r.status_code == 401
+    out = json.loads(run(["admin", "enable-client", kit.client_id], env=env).stdout)
+    assert out["disabled_at"] is None
+    r = httpx.post(f"{stack.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": kit.client_id,
+                                                      "client_secret": kit.client_secret})
+    assert r.status_code == 200
+    with stack.session_factory() as s:
+        from dossiers import audit
+
+        actions = [(e.action, e.actor) for e in audit.page(s, office="SG", all_offices=False, action=None,
+                                                           outcome=None, before_seq=None, limit=5)]
+    assert ("client.disable", "cli") in actions and ("client.enable", "cli") in actions
+
+    r = run(["admin", "disable-client", "cl_nobody"], env=env, ok=False)
+    assert r.exit_code == 1 and "no client cl_nobody" in r.output

@@ -50,7 +50,8 @@ class TokenService:
             key = signing_keys.current(s)
             scope = " ".join(sorted(client.roles))
             token = tokens.issue(
-                {"sub": client.client_id, "office": client.office_code, "roles": sorted(client.roles), "scope": scope},
+                {"sub": client.client_id, "office": client.office_code, "roles": sorted(client.roles), "scope": scope,
+                 "credential_version": client.credential_version},
                 key, issuer=self._settings.issuer, audience=self._settings.token_audience,
                 ttl_seconds=self._settings.token_ttl_seconds,
             )
@@ -81,6 +82,10 @@ class TokenService:
         with self._sf() as s:
             client = s.get(Client, claims.get("sub"))
             if client is None or client.disabled_at is not None:
-                raise Unauthenticated("the client of this token no longer exists or is disabled")
+                raise Unauthenticated("the client of this token no longer exists or is disabled",
+                                      reason="client-disabled")
+            if claims.get("credential_version", 0) != client.credential_version:
+                raise Unauthenticated("this token was issued before the client's secret was replaced or the "
+                                      "client disabled; get a new one", reason="token-revoked")
             # Roles come from the client's record now, not from the token, so a change applies at once.
             return Principal(client.client_id, client.office_code, frozenset(client.roles))

@@ -86,4 +86,38 @@ def create_client(code: str, body: ClientCreate, session: SessionDep, rid: Reque
 
 @router.get("/{code}/clients", response_model=list[ClientRead], dependencies=[require_office(OFFICE_ADMIN)])
 def list_clients(code: str, session: SessionDep):
+    """The office's clients, disabled ones included (``disabled_at`` set); never their secrets."""
     return registry.list_clients(session, code)
+
+
+@router.post("/{code}/clients/{client_id}/disable", response_model=ClientRead,
+             responses={404: {"description": "no such client of this office"},
+                        409: {"description": "a client cannot disable itself (`self-lockout`)"}})
+def disable_client(code: str, client_id: str, session: SessionDep, rid: RequestIdDep,
+                   principal: Principal = require_office(OFFICE_ADMIN)):
+    """Disable a client: it gets no new token, and the tokens it holds answer 401 from the very
+    next request. Disabling a disabled client changes nothing. A client cannot disable itself."""
+    return registry.disable_client(session, code, client_id, actor=principal.client_id, request_id=rid)
+
+
+@router.post("/{code}/clients/{client_id}/enable", response_model=ClientRead,
+             responses={404: {"description": "no such client of this office"}})
+def enable_client(code: str, client_id: str, session: SessionDep, rid: RequestIdDep,
+                  principal: Principal = require_office(OFFICE_ADMIN)):
+    """Enable a disabled client: its secret gets tokens again. Tokens issued before it was
+    disabled stay invalid."""
+    return registry.enable_client(session, code, client_id, actor=principal.client_id, request_id=rid)
+
+
+@router.post("/{code}/clients/{client_id}/secret", response_model=ClientCreated,
+             responses={200: {"description": "the new secret, shown once"},
+                        404: {"description": "no such client of this office"}})
+def rotate_client_secret(code: str, client_id: str, session: SessionDep, rid: RequestIdDep,
+                         principal: Principal = require_office(OFFICE_ADMIN)):
+    """Replace a client's secret; the new ``client_secret`` is shown once. The old secret, and
+    every token got with it, stop working at once (a client rotating its own secret gets a new
+    token with the new one)."""
+    client, secret = registry.rotate_client_secret(session, code, client_id, actor=principal.client_id,
+                                                   request_id=rid)
+    return ClientCreated(client_id=client.client_id, client_secret=secret, office=code, roles=client.roles,
+                         name=client.name)

@@ -4,7 +4,8 @@ The exchange's admin (role ``admin``, no office) manages everything; an office-a
 its own office only. Access is declared by the dependencies below, never by an ``if`` in a
 handler. Pages reach data through the same services as the API; every change is a POST form
 carrying the session's CSRF token and answers with a redirect (303) and a flash message, except
-the two that show a secret once (a new client, a new webhook), which answer with that page.
+those that show a secret once (a new client, a client's new secret, a new webhook), which answer
+with that page.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ AUDIT_PAGE = 50
 AUDIT_OUTCOMES = ("ok", "refused", "granted", "denied", "accepted", "failed", "deleted", "restored")
 AUDIT_ACTIONS = ("access.decision", "agreement.created", "agreement.suspend", "agreement.resume",
                  "agreement.terminate", "application.register", "aspec_request.decide", "client.create",
-                 "dossier.deposit", "key.register", "key.revoke", "oauth.token", "office.create", "office.update",
-                 "user.create", "user.sign_in", "webhook.subscribe", "webhook.redeliver", "webhook.dead")
+                 "client.disable", "client.enable", "client.rotate_secret", "dossier.deposit", "key.register",
+                 "key.revoke", "oauth.token", "office.create", "office.update", "user.create", "user.disable",
+                 "user.enable", "user.reset_password", "user.sign_in", "user.unlock", "webhook.subscribe",
+                 "webhook.redeliver", "webhook.dead")
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
 SETTINGS = (("requires_cct", "Require a claim correspondence table (CCT) with ASPEC requests"),
             ("accepts_written_opinion", "Accept written opinions in place of search and examination reports"))
@@ -281,16 +284,100 @@ def create_client(code: str, request: Request, session: SessionDep, rid: Request
                          ("Roles", ", ".join(client.roles))])
 
 
-@router.post("/admin/offices/{code}/users")
-def create_user(code: str, request: Request, session: SessionDep, form: Posted = posted(OfficeAdmin)):
+@router.post("/admin/offices/{code}/clients/{client_id}/secret")
+def rotate_client_secret(code: str, client_id: str, request: Request, session: SessionDep, rid: RequestIdDep,
+                         form: Posted = posted(OfficeAdmin)):
+    try:
+        client, secret = registry.rotate_client_secret(session, code, client_id, actor=form.actor, request_id=rid)
+    except FORM_ERRORS as exc:
+        return _refused(request, session, f"/admin/offices/{code}#clients", exc)
+    return _page(request, "admin_secret.html", office=code, kind="client",
+                 title=f"New secret for client {client.name}", back=f"/admin/offices/{code}#clients",
+                 fields=[("Client id", client.client_id), ("Client secret", secret)],
+                 note="The old secret, and every token got with it, stopped working.")
+
+
+CLIENT_CHANGES = {
+    "disable": (registry.disable_client, "is disabled: it gets no token, and the tokens it held stopped working"),
+    "enable": (registry.enable_client, "is enabled: its secret gets tokens again"),
+}
+
+
+@router.post("/admin/offices/{code}/clients/{client_id}/{change}")
+def change_client(code: str, client_id: str, change: str, request: Request, session: SessionDep,
+                  rid: RequestIdDep, form: Posted = posted(OfficeAdmin)):
+    back = f"/admin/offices/{code}#clients"
+    try:
+        if change not in CLIENT_CHANGES:
+            raise NotFound(f"no action {change}")
+        service, outcome = CLIENT_CHANGES[change]
+        client = service(session, code, client_id, actor=form.actor, request_id=rid)
+    except FORM_ERRORS as exc:
+        return _refused(request, session, back, exc)
+    return _redirect(request, back, f"Client {client.name} ({client.client_id}) {outcome}.")
+
+
+def _create_person(request: Request, session, form: Posted, office: str | None, roles: list[str], back: str):
     try:
         user = users.create_user(session, username=form.text("username"), display_name=form.text("display_name"),
-                                 office=code, roles=form.texts("roles"), password=form.text("password"),
+                                 office=office, roles=roles, password=form.text("password"),
                                  email=form.text("email") or None, actor=form.actor)
     except FORM_ERRORS as exc:
-        return _refused(request, session, f"/admin/offices/{code}#people", exc)
-    return _redirect(request, f"/admin/offices/{code}#people",
-                     f"{user.display_name} ({user.username}) can now sign in as {', '.join(user.roles)}.")
+        return _refused(request, session, back, exc)
+    return _redirect(request, back, f"{user.display_name} ({user.username}) can now sign in as {', '.join(user.roles)}.")
+
+
+def _change_person(request: Request, session, form: Posted, office: str | None, user_id: str, change: str,
+                   back: str):
+    """Disable, enable, unlock a person or set their password, within ``office`` (None: the
+    exchange's admins); the redirect says what was done."""
+    try:
+        if change == "disable":
+            user = users.disable_user(session, office, user_id, actor=form.actor, acting_user_id=form.ctx.user.id)
+            done = "is disabled and signed out everywhere"
+        elif change == "enable":
+            user = users.enable_user(session, office, user_id, actor=form.actor)
+            done = "is enabled and can sign in again"
+        elif change == "unlock":
+            user = users.unlock_user(session, office, user_id, actor=form.actor)
+            done = "is unlocked and can sign in again"
+        elif change == "password":
+            user = users.reset_password(session, office, user_id, form.text("password"), actor=form.actor)
+            done = "has a new password (give it to them by another channel) and was signed out everywhere"
+        else:
+            raise NotFound(f"no action {change}")
+    except FORM_ERRORS as exc:
+        return _refused(request, session, back, exc)
+    return _redirect(request, back, f"{user.display_name} ({user.username}) {done}.")
+
+
+@router.post("/admin/offices/{code}/users")
+def create_user(code: str, request: Request, session: SessionDep, form: Posted = posted(OfficeAdmin)):
+    return _create_person(request, session, form, code, form.texts("roles"), f"/admin/offices/{code}#people")
+
+
+@router.post("/admin/offices/{code}/users/{user_id}/{change}")
+def change_user(code: str, user_id: str, change: str, request: Request, session: SessionDep,
+                form: Posted = posted(OfficeAdmin)):
+    return _change_person(request, session, form, code, user_id, change, f"/admin/offices/{code}#people")
+
+
+# --- the exchange's administrators ------------------------------------------------------------
+
+@router.get("/admin/people")
+def people_page(request: Request, session: SessionDep, ctx: WebContext = ExchangeAdmin):
+    return _page(request, "admin_people.html", people=users.exchange_admins(session), now=utcnow())
+
+
+@router.post("/admin/people")
+def create_admin(request: Request, session: SessionDep, form: Posted = posted(ExchangeAdmin)):
+    return _create_person(request, session, form, None, [ADMIN], "/admin/people")
+
+
+@router.post("/admin/people/{user_id}/{change}")
+def change_admin(user_id: str, change: str, request: Request, session: SessionDep,
+                 form: Posted = posted(ExchangeAdmin)):
+    return _change_person(request, session, form, None, user_id, change, "/admin/people")
 
 
 # --- webhooks ---------------------------------------------------------------------------------

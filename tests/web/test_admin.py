@@ -258,6 +258,137 @@ def test_office_admin_creates_clients_and_people_of_its_office_only(browser, pag
     assert other_key.kid not in [k["kid"] for k in my_keys]
 
 
+# --- the lifecycle of people and clients: when a person leaves or a secret leaks ----------------
+
+def person_row(page, username: str):
+    return page.locator("#people ~ .table-wrap tr", has_text=username)
+
+
+def signed_in(page, url: str) -> bool:
+    """Whether the browser's session still opens a page (a dead session's cookie may linger)."""
+    page.goto(f"{url}/")
+    return "/signin" not in page.url
+
+
+def test_office_admin_disables_unlocks_and_resets_people(browser, page, web_world):
+    url, examiner = web_world.url, web_world.people["examiner"]
+    other = browser.new_context()
+    try:
+        ep = other.new_page()
+        web_world.sign_in(ep, "examiner")
+        assert signed_in(ep, url)
+
+        web_world.sign_in(page, "sg-admin")
+        page.goto(f"{url}/admin/offices/SG")
+        assert person_row(page, web_world.people["sg-admin"]).get_by_role("button", name="Disable").count() == 0
+        person_row(page, examiner).get_by_role("button", name="Disable").click()
+        assert "is disabled and signed out everywhere" in flash(page)
+        assert person_row(page, examiner).locator(".pill").inner_text() == "disabled"
+
+        assert not signed_in(ep, url)  # the open session ended: the next load asks to sign in
+        web_world.sign_in(ep, "examiner")
+        assert ep.locator("#signin-error").inner_text() == "Wrong username or password."
+        assert not signed_in(ep, url)
+
+        person_row(page, examiner).get_by_role("button", name="Enable").click()
+        assert "is enabled" in flash(page)
+        with web_world.stack.engine.begin() as c:  # locked out, as after five wrong passwords
+            c.execute(sa.text("UPDATE web_user SET locked_until = :t WHERE username = :u"),
+                      {"t": utcnow() + timedelta(minutes=10), "u": examiner})
+        page.reload()
+        person_row(page, examiner).get_by_role("button", name="Unlock").click()
+        assert "is unlocked" in flash(page)
+        web_world.sign_in(ep, "examiner")
+        assert signed_in(ep, url)
+
+        row = person_row(page, examiner)
+        row.locator("summary").click()
+        row.get_by_label(f"New password for {examiner}").fill("a brand new passphrase")
+        row.get_by_role("button", name="Set password").click()
+        assert "has a new password" in flash(page)
+        assert not signed_in(ep, url)  # signed out by the reset
+        web_world.sign_in(ep, "examiner")
+        assert ep.locator("#signin-error").count() == 1
+        web_world.sign_in(ep, "examiner", password="a brand new passphrase")
+        assert signed_in(ep, url)
+        assert a11y_problems(page) == []
+
+        # Nobody disables themselves, even with a hand-made form.
+        me = person_row(page, web_world.people["sg-admin"]).get_attribute("id").removeprefix("person-")
+        r = page.request.post(f"{url}/admin/offices/SG/users/{me}/disable", form={"csrf_token": csrf_of(page)})
+        assert r.status == 200 and "your own account" in r.text()
+    finally:
+        other.close()
+
+
+def test_client_secret_replaced_once_and_lifecycle_forms_need_csrf(page, web_world):
+    url, sg = web_world.url, web_world.kits["SG"]
+    held = sg.headers  # a token got with the secret about to be replaced
+    web_world.sign_in(page, "sg-admin")
+    page.goto(f"{url}/admin/offices/SG")
+    row = page.locator(f"#client-{sg.client_id}")
+    examiner = person_row(page, web_world.people["examiner"]).get_attribute("id").removeprefix("person-")
+
+    # A forged post carries the session cookie but not the token: refused, nothing changed.
+    for path in (f"clients/{sg.client_id}/disable", f"clients/{sg.client_id}/secret",
+                 f"users/{examiner}/disable", f"users/{examiner}/password"):
+        r = page.request.post(f"{url}/admin/offices/SG/{path}", form={"x": "1"})
+        assert r.status == 403 and "security token" in r.text(), path
+    assert httpx.get(f"{url}/v1/offices", headers=held).status_code == 200
+    web_world.sign_in(page, "examiner")  # ...and the person was not disabled
+    assert signed_in(page, url)
+
+    web_world.sign_in(page, "sg-admin")
+    page.goto(f"{url}/admin/offices/SG")
+    row.get_by_role("button", name="Replace secret").click()
+    secret = page.locator("#client-secret").inner_text()
+    assert page.locator("#client-id").inner_text() == sg.client_id and secret != sg.client_secret
+    assert httpx.get(f"{url}/v1/offices", headers=held).status_code == 401  # the old token, at once
+    old = httpx.post(f"{url}/oauth/token", data={"grant_type": "client_credentials", "client_id": sg.client_id,
+                                                  "client_secret": sg.client_secret})
+    assert old.status_code == 401
+    new = httpx.post(f"{url}/oauth/token", data={"grant_type": "client_credentials", "client_id": sg.client_id,
+                                                  "client_secret": secret})
+    assert new.status_code == 200
+    page.get_by_role("link", name="Done").click()
+    assert sg.client_id in page.content() and secret not in page.content()  # shown once only
+
+    row.get_by_role("button", name="Disable").click()
+    assert "is disabled" in flash(page) and row.locator(".pill").inner_text() == "disabled"
+    fresh = {"Authorization": f"Bearer {new.json()['access_token']}"}
+    assert httpx.get(f"{url}/v1/offices", headers=fresh).status_code == 401
+    row.get_by_role("button", name="Enable").click()
+    assert "is enabled" in flash(page) and row.locator(".pill").inner_text() == "active"
+    actions = [e["action"] for e in httpx.get(f"{url}/v1/audit", headers=web_world.admin).json()["items"]]
+    assert {"client.rotate_secret", "client.disable", "client.enable"} <= set(actions)
+
+
+def test_an_exchange_admin_adds_another(browser, page, web_world):
+    url = web_world.url
+    web_world.sign_in(page, "admin")
+    page.get_by_role("link", name="Administrators", exact=True).click()
+    assert page.url.endswith("/admin/people")
+    page.fill("#user-name", "second-admin@exchange")
+    page.fill("#user-display", "Second Admin")
+    page.fill("#user-password", PASSWORD)
+    page.get_by_role("button", name="Add administrator").click()
+    assert "Second Admin (second-admin@exchange) can now sign in as admin" in flash(page)
+    assert a11y_problems(page) == []
+    other = browser.new_context()
+    try:
+        op = other.new_page()
+        op.goto(f"{url}/signin")
+        op.fill("#username", "second-admin@exchange")
+        op.fill("#password", PASSWORD)
+        op.click("button[type=submit]")
+        assert op.url.endswith("/admin") and op.goto(f"{url}/admin/offices/MY").status == 200
+    finally:
+        other.close()
+    page.context.clear_cookies()
+    web_world.sign_in(page, "sg-admin")  # an office-admin does not manage the exchange's admins
+    assert page.goto(f"{url}/admin/people").status == 403
+
+
 # --- (5) audit log and statistics ---------------------------------------------------------------
 
 def test_audit_log_and_statistics(page, web_world):
