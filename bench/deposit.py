@@ -2,7 +2,8 @@
 
     python bench/deposit.py [--quick]
 
-Starts everything itself (moto's threaded S3 server in this process, a throwaway database
+Starts everything itself (moto's S3 server as a process of its own, so that it does not share
+this client's interpreter lock, as a real S3 store would not; a throwaway database
 ``bench_<pid>`` on 127.0.0.1:5432, one ``exchange serve`` on S3 and one on a local directory,
 sharing the database) and removes it all at the end. Prints a table, then one JSON line:
 
@@ -186,6 +187,26 @@ class Server:
         self.log.close()
 
 
+def start_moto(home: Path) -> tuple[subprocess.Popen, int]:
+    """moto's S3 server in a process of its own on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(home / "moto.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=2)
+            return proc, port
+        except httpx.TransportError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto's server did not start:\n" + (home / "moto.log").read_text()[-2000:])
+            time.sleep(0.1)
+
+
 # --- the three measurements ------------------------------------------------------------------
 
 def throughput(srv: Server, headers: dict, key, raw: Minio, rounds: int, per_round: int, deadline: float) -> dict:
@@ -315,8 +336,6 @@ def memory(srv: Server, headers: dict, key, size: int) -> dict:
 # --- main ------------------------------------------------------------------------------------
 
 def main(quick: bool) -> dict:
-    from moto.server import ThreadedMotoServer
-
     from dossiers import registry
     from dossiers.db import make_engine, make_session_factory
 
@@ -328,9 +347,7 @@ def main(quick: bool) -> dict:
     db = f"bench_{os.getpid()}"
     tmp = tempfile.TemporaryDirectory(prefix="bench-")
     try:
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        moto.start()
-        s3_port = moto.get_host_and_port()[1]
+        moto, s3_port = start_moto(Path(tmp.name))
         raw = Minio(f"127.0.0.1:{s3_port}", "k", "s", secure=False, region="us-east-1")
         raw.make_bucket("raw", object_lock=True)  # as the exchange's bucket
         admin_engine = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -373,7 +390,8 @@ def main(quick: bool) -> dict:
         for srv in servers:
             srv.stop()
         if moto is not None:
-            moto.stop()
+            moto.terminate()
+            moto.wait(10)
         if admin_engine is not None:
             with admin_engine.connect() as c:
                 c.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
