@@ -1,209 +1,354 @@
-"""``exchange demo``: the embedded exchange seeded with offices, keys, clients and signed
-dossiers, deposited over HTTP through the same path as any office's. A second start
-reuses the data (``EXCHANGE_HOME/demo.json`` holds the credentials)."""
+"""``exchange demo``: the embedded exchange seeded with the data of :mod:`exchange.demo_data`
+(offices and keys, agreements, people, a few dozen applications, signed dossiers of generated
+PDF reports and ASPEC requests in every outcome), all through the public API and the same
+signed deposit path as any office's, except the first administrator and the people who sign
+in to the web pages, which only the command line creates.
+
+``EXCHANGE_HOME/demo.json`` holds the credentials; it records when a seed began and when it
+finished, so a second start reuses finished data and an interrupted seed is started afresh.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
+import shutil
+import tempfile
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import click
-import httpx
 
 from crypto import jws
-from crypto.keys import PrivateKey, generate_private_key
+from crypto.keys import generate_private_key
 from dossiers import registry, users
 from dossiers.db import make_engine, make_session_factory
 
+from .demo_data import AGREEMENTS, FAMILIES, OFFICE_SETTINGS, OFFICES, REQUESTS, WEBHOOK_OFFICES, member, members
+from .demo_documents import render_document, title
 from .office_client import ExchangeClient
-from .pdf import render
 from .settings import Settings
 
-ASEAN = ["BN", "ID", "KH", "LA", "MY", "PH", "SG", "TH", "VN"]
-OFFICES = {
-    "SG": "Intellectual Property Office of Singapore",
-    "MY": "Intellectual Property Corporation of Malaysia",
-    "TH": "Department of Intellectual Property, Thailand",
-    "VN": "Intellectual Property Office of Viet Nam",
-    "ID": "Directorate General of Intellectual Property, Indonesia",
-    "PH": "Intellectual Property Office of the Philippines",
-    "BN": "Brunei Intellectual Property Office",
-    "KH": "Department of Industrial Property, Cambodia",
-    "LA": "Department of Intellectual Property, Lao PDR",
-    "JP": "Japan Patent Office",
-    "US": "United States Patent and Trademark Office",
-    "EP": "European Patent Office",
-    "AU": "IP Australia",
-    "KR": "Korean Intellectual Property Office",
-}
-
-# (office, number, filing date, title, priorities, pct, publication)
-FAMILIES = [
-    [("MY", "PI2022001234", "2022-03-02", "Secure exchange of examination results between offices", [], None,
-      ("MY-170001-A", "2023-09-29")),
-     ("SG", "10202301234X", "2023-03-01", "Secure exchange of examination results between offices",
-      [("MY", "PI2022001234", "2022-03-02")], None, ("SG10202301234XA", "2024-09-01")),
-     ("TH", "2301001234", "2023-03-01", "Secure exchange of examination results between offices",
-      [("MY", "PI2022001234", "2022-03-02")], None, None)],
-    [("SG", "10202250123Q", "2022-06-15", "Battery electrode with layered silicon anode", [], None,
-      ("SG10202250123QA", "2023-12-18")),
-     ("VN", "1-2023-01234", "2023-06-14", "Battery electrode with layered silicon anode",
-      [("SG", "10202250123Q", "2022-06-15")], "PCT/SG2023/050123", None),
-     ("PH", "1/2023/050123", "2023-06-14", "Battery electrode with layered silicon anode",
-      [("SG", "10202250123Q", "2022-06-15")], "PCT/SG2023/050123", ("PH12023050123A", "2024-03-01")),
-     ("ID", "P00202301234", "2023-06-14", "Battery electrode with layered silicon anode",
-      [("SG", "10202250123Q", "2022-06-15")], "PCT/SG2023/050123", None)],
-    [("JP", "2022-123456", "2022-08-01", "Rice polishing machine with optical sorting", [], None,
-      ("JP2024012345A", "2024-02-01")),
-     ("MY", "PI2023004567", "2023-07-31", "Rice polishing machine with optical sorting",
-      [("JP", "2022-123456", "2022-08-01")], None, None),
-     ("TH", "2301004567", "2023-07-31", "Rice polishing machine with optical sorting",
-      [("JP", "2022-123456", "2022-08-01")], None, None),
-     ("US", "18/123,456", "2023-07-31", "Rice polishing machine with optical sorting",
-      [("JP", "2022-123456", "2022-08-01")], None, ("US20240012345A1", "2024-01-11"))],
+CREDENTIALS = "demo.json"
+KEYS_DIR = "demo-keys"
+# Argon2id at production cost takes a fifth of a second a hash on one core: people and
+# clients are created a few at a time so that the seed uses every core.
+PARALLEL = max(2, min(8, os.cpu_count() or 2))
+# What to look at first: (office whose examiner signs in, what to search for, what it shows).
+TOUR = [
+    ("SG", "10202301234X", "MY's search and examination reports, shared under ASPEC; its request was accepted"),
+    ("MY", "PI2026003456", "SG's reports on an unpublished application, visible through an accepted ASPEC request"),
+    ("BN", "BN/N/2026/0042", "the same family: SG's reports stay hidden (unpublished, no ASPEC request)"),
+    ("VN", "PCT/SG2023/050123", "a PCT family: IPOS's international search report and written opinion as ISA"),
+    ("TH", "/aspec", "Thailand's ASPEC requests: accepted, refused a written opinion, refused a report in Indonesian"),
 ]
 
-CITATIONS = [("US2019123456A1", "X", [1, 2, 3]), ("EP3456789A1", "Y", [4, 5]), ("WO2020123456A1", "A", [1, 6]),
-             ("JP2018765432A", "Y", [2, 7]), ("CN110123456A", "A", [8])]
+
+class DemoSeedFailed(Exception):
+    """The exchange did not answer as the demo's data say it must."""
 
 
-def _documents(office: str, number: str, title: str, n: int) -> tuple[list[dict], dict[str, bytes], list[dict]]:
-    cites = CITATIONS[n % 3: n % 3 + 3]
-    sr = render(f"Search report - {office} {number}", [
-        f"Application: {number} ({office})", f"Title: {title}", "Classification (IPC): H04L 9/32", "",
-        "Documents considered relevant:", *[f"  Category {c}: {d}, relevant to claims {', '.join(map(str, cl))}"
-                                            for d, c, cl in cites],
-        "", "Fields searched: H04L, G06F; databases: EPODOC, WPI, full-text ASEAN collections.",
-        f"Date of completion of the search: {date(2023, 9, 10 + n % 10).isoformat()}", "Examiner: demo examiner",
-    ])
-    allowable = [1, 2, 3] if n % 2 == 0 else [4, 5]
-    wo = render(f"Written opinion - {office} {number}", [
-        f"Application: {number}", "", "Box V: reasoned statement on novelty, inventive step and industrial application",
-        *[f"Claim {c}: {'novel and inventive' if c in allowable else 'lacks inventive step over D1 and D2'}"
-          for c in range(1, 9)], "", f"Claims found allowable: {', '.join(map(str, allowable))}",
-    ])
-    docs = [
-        {"id": "sr-1", "type": "SR", "title": "Search report", "language": "en", "issued_on": "2023-09-10",
-         "media_type": "application/pdf"},
-        {"id": "wo-1", "type": "WO", "title": "Written opinion", "language": "en", "issued_on": "2023-09-10",
-         "media_type": "application/pdf", "allowable_claims": allowable},
-    ]
-    files = {"sr-1": sr, "wo-1": wo}
-    if n % 2 == 0:
-        files["claims-1"] = render(f"Claims examined - {number}", [f"{c}. A system according to claim 1, wherein ..."
-                                                                    for c in range(1, 9)])
-        docs.append({"id": "claims-1", "type": "CLAIMS", "title": "Claims examined", "language": "en",
-                     "media_type": "application/pdf"})
-    citations = [{"cited": d, "category": c, "claims": cl} for d, c, cl in cites]
-    return docs, files, citations
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _manifest(app: tuple, docs: list[dict], files: dict[str, bytes], citations: list[dict]) -> dict:
-    import hashlib
+def _write(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(path)
 
-    office, number, filed, title, priorities, pct, publication = app
-    for d in docs:
-        d["sha256"] = hashlib.sha256(files[d["id"]]).hexdigest()
-        d["size"] = len(files[d["id"]])
+
+def _password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class _Seeder:
+    def __init__(self, url: str, settings: Settings):
+        self.url = url
+        self.settings = settings
+        self.path = settings.home / CREDENTIALS
+        self.creds: dict = {"url": url, "started_at": _now(), "offices": {}}
+        self.clients: dict[str, ExchangeClient] = {}
+        self.keys: dict = {}
+        self.dossier_of: dict[tuple[str, str], str] = {}  # (member, document id) -> dossier id
+
+    def run(self) -> dict:
+        _write(self.path, self.creds)  # from now on, what is in the database is the demo's own
+        self._admin()
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            list(pool.map(self._office, OFFICES))
+            people = pool.submit(self._people)
+            self._agreements_and_settings()
+            self._webhooks()
+            people.result()
+        _write(self.path, self.creds)
+        counts = self._applications()
+        counts["aspec_requests"] = self._requests()
+        self.creds.update(counts=counts, seeded_at=_now())
+        _write(self.path, self.creds)
+        return self.creds
+
+    def _admin(self) -> None:
+        engine = make_engine(self.settings.database_url)
+        try:
+            with make_session_factory(engine).begin() as s:
+                client, secret = registry.create_client(s, office_code=None, roles=["admin"], name="demo admin",
+                                                        actor="demo")
+        finally:
+            engine.dispose()
+        self.creds["admin"] = {"client_id": client.client_id, "client_secret": secret}
+        self.admin = ExchangeClient(self.url, client.client_id, secret)
+        self.admin.token()
+
+    def _office(self, code: str) -> None:
+        self.admin.request("POST", "/v1/offices", json={"code": code, "name": OFFICES[code]})
+        key = generate_private_key("ES256")
+        keys_dir = self.settings.home / KEYS_DIR
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        pem = keys_dir / f"{code}.private.pem"
+        pem.write_text(key.pem)
+        pem.chmod(0o600)
+        self.admin.request("POST", f"/v1/offices/{code}/keys",
+                           json={"kid": key.kid, "alg": key.alg, "public_key_pem": key.public().pem})
+        c = self.admin.request("POST", f"/v1/offices/{code}/clients", json={
+            "name": f"{code} office system", "roles": ["depositor", "examiner", "office-admin"]}).json()
+        self.creds["offices"][code] = {
+            "client_id": c["client_id"], "client_secret": c["client_secret"], "kid": key.kid, "private_key": str(pem)}
+        self.keys[code] = key
+        self.clients[code] = ExchangeClient(self.url, c["client_id"], c["client_secret"])
+        self.clients[code].token()
+
+    def _agreements_and_settings(self) -> None:
+        for agreement in AGREEMENTS:
+            self.admin.request("POST", "/v1/agreements", json=agreement)
+        for code, settings in OFFICE_SETTINGS.items():
+            self.admin.request("PATCH", f"/v1/offices/{code}", json={"settings": settings})
+
+    def _webhooks(self) -> None:
+        secrets_ = {}
+        for code in WEBHOOK_OFFICES:
+            hook = self.clients[code].request("POST", f"/v1/offices/{code}/webhooks",
+                                              json={"url": f"{self.url}/_demo/webhooks/{code}"}).json()
+            secrets_[code] = hook["secret"]
+        self.creds["webhook_secrets"] = secrets_
+
+    def _people(self) -> None:
+        """The administrator, and an examiner and an office administrator at every office."""
+        wanted = [("admin", "Exchange administrator", None, ["admin"])]
+        for code in OFFICES:
+            wanted += [(f"examiner.{code.lower()}", f"Examiner at {code}", code, ["examiner"]),
+                       (f"admin.{code.lower()}", f"Office administrator at {code}", code, ["office-admin", "examiner"])]
+        engine = make_engine(self.settings.database_url)
+        sf = make_session_factory(engine)
+
+        def create(person: tuple) -> dict:
+            username, display_name, office, roles = person
+            password = _password()
+            with sf.begin() as s:
+                users.create_user(s, username=username, display_name=display_name, office=office, roles=roles,
+                                  password=password, email=None, actor="demo")
+            return {"username": username, "password": password, "office": office}
+
+        try:
+            with ThreadPoolExecutor(PARALLEL) as pool:
+                created = list(pool.map(create, wanted))
+        finally:
+            engine.dispose()
+        self.creds["people"] = {
+            "admin": created[0],
+            "examiners": {p["office"]: p for p in created[1::2]},
+            "office_admins": {p["office"]: p for p in created[2::2]},
+        }
+
+    def _applications(self) -> dict:
+        """Every family member: deposited with its dossiers, or registered only."""
+        counts = {"applications": 0, "dossiers": 0}
+        with tempfile.TemporaryDirectory(prefix="exchange-demo-") as tmp:
+            for family, m in members():
+                counts["applications"] += 1
+                application = _application(family, m)
+                if not m.deposits:
+                    self.clients[m.office].request("POST", "/v1/applications", json=application)
+                for n, deposit in enumerate(m.deposits):
+                    folder = Path(tmp) / f"{counts['dossiers']}"
+                    folder.mkdir()
+                    files, documents = {}, []
+                    for doc in deposit.documents:
+                        data = render_document(family, m, deposit, doc)
+                        files[doc.id] = folder / f"{doc.id}.pdf"
+                        files[doc.id].write_bytes(data)
+                        documents.append(_document(m, doc, deposit, data))
+                    manifest = {
+                        "office": m.office, "application": application, "documents": documents,
+                        "citations": [{"cited": c.document, "category": c.category, "claims": list(c.claims)}
+                                      for c in family.citations] if _searched(deposit) else [],
+                        "signed_at": _signed_at(),
+                    }
+                    token = jws.sign(json.dumps(manifest, separators=(",", ":")).encode(), self.keys[m.office])
+                    result = self.clients[m.office].deposit(token, files)
+                    if result["status"] != 201:
+                        raise DemoSeedFailed(f"the deposit {n + 1} of {m.ref} was not new (HTTP {result['status']})")
+                    for doc in deposit.documents:
+                        self.dossier_of[(m.ref, doc.id)] = result["dossier_id"]
+                    counts["dossiers"] += 1
+        return counts
+
+    def _requests(self) -> int:
+        """File every ASPEC request and check that the exchange decides it as the data say."""
+        for r in REQUESTS:
+            so, fo = member(r.so)[1], member(r.fo)[1]
+            body = {
+                "route": r.route, "application": {"office": so.office, "number": so.number},
+                "first_office_application": {"office": fo.office, "number": fo.number},
+                "relied_documents": [{"dossier_id": self.dossier_of[(fo.ref, d)], "document_id": d} for d in r.relies],
+            }
+            if r.claim_correspondence:
+                body["claim_correspondence"] = [{"claim": a, "first_office_claim": b, "relation": "same"}
+                                                for a, b in r.claim_correspondence]
+            client = self.clients[so.office]
+            got = client.request("POST", "/v1/aspec-requests", json=body).json()
+            decided = "accepted" if r.withdraw else r.status
+            if (got["status"], sorted(got["reasons"]), got["basis"]) != (decided, sorted(r.reasons), r.basis):
+                raise DemoSeedFailed(
+                    f"the ASPEC request of {r.so} relying on {r.fo} should be {decided} "
+                    f"(reasons {list(r.reasons)}, basis {r.basis}); the exchange answered {got['status']} "
+                    f"(reasons {got['reasons']}, basis {got['basis']})")
+            if r.withdraw:
+                got = client.request("POST", f"/v1/aspec-requests/{got['id']}/withdraw").json()
+                if got["status"] != "withdrawn":
+                    raise DemoSeedFailed(f"withdrawing the ASPEC request of {r.so} left it {got['status']}")
+        return len(REQUESTS)
+
+
+def _application(family, m) -> dict:
     return {
-        "office": office,
-        "application": {
-            "number": number, "filing_date": filed, "title": title, "ipc": ["H04L 9/32"],
-            "priorities": [{"office": o, "number": n, "date": d} for o, n, d in priorities],
-            "pct": pct,
-            "publication": {"number": publication[0], "date": publication[1]} if publication else None,
-        },
-        "documents": docs,
-        "citations": citations,
-        "signed_at": (datetime.now(timezone.utc) - timedelta(minutes=1)).replace(microsecond=0).isoformat()
-        .replace("+00:00", "Z"),
+        "number": m.number, "filing_date": m.filed, "title": family.title, "ipc": list(family.ipc),
+        "priorities": [family.priority(ref) for ref in m.claims], "pct": m.pct,
+        "publication": {"number": m.published[0], "date": m.published[1]} if m.published else None,
     }
 
 
-def seed(url: str, settings: Settings) -> dict:
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine).begin() as s:
-            admin, secret = registry.create_client(s, office_code=None, roles=["admin"], name="demo admin",
-                                                   actor="demo")
-    finally:
-        engine.dispose()
-    creds = {"url": url, "admin": {"client_id": admin.client_id, "client_secret": secret}, "offices": {},
-             "people": {}}
-    keys_dir = settings.home / "demo-keys"
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    admin_api = ExchangeClient(url, admin.client_id, secret)
-    keys: dict[str, PrivateKey] = {}
-    creds["webhook_secrets"] = {}
-    for code, name in OFFICES.items():
-        admin_api.request("POST", "/v1/offices", json={"code": code, "name": name})
-        key = generate_private_key("ES256")
-        (keys_dir / f"{code}.private.pem").write_text(key.pem)
-        (keys_dir / f"{code}.private.pem").chmod(0o600)
-        admin_api.request("POST", f"/v1/offices/{code}/keys",
-                          json={"kid": key.kid, "alg": key.alg, "public_key_pem": key.public().pem})
-        c = admin_api.request("POST", f"/v1/offices/{code}/clients",
-                              json={"name": f"{code} office system", "roles": ["depositor", "examiner", "office-admin"]}).json()
-        creds["offices"][code] = {"client_id": c["client_id"], "client_secret": c["client_secret"], "kid": key.kid,
-                                  "private_key": str(keys_dir / f"{code}.private.pem")}
-        keys[code] = key
-    admin_api.request("POST", "/v1/agreements", json={
-        "name": "ASEAN Patent Examination Co-operation", "program": "ASPEC", "members": ASEAN,
-        "document_types": ["SR", "WO", "ER", "ISR", "WOISA", "IPRP", "CLAIMS", "CCT", "GRANT", "REFUSAL"],
-        "valid_from": "2009-06-15T00:00:00Z", "require_corresponding": True, "share_unpublished": False})
-    admin_api.request("POST", "/v1/agreements", json={
-        "name": "CASE-style sharing", "program": "CASE", "members": ["JP", "US", "EP", "AU", "KR", "SG", "MY"],
-        "document_types": ["SR", "WO", "ER", "ISR", "WOISA"], "valid_from": "2020-01-01T00:00:00Z",
-        "require_corresponding": True, "share_unpublished": False})
-    for code in ("SG", "MY", "TH"):  # office systems listening: the demo's own receiver shows what arrives
-        o = creds["offices"][code]
-        hook = ExchangeClient(url, o["client_id"], o["client_secret"]).request(
-            "POST", f"/v1/offices/{code}/webhooks", json={"url": f"{url}/_demo/webhooks/{code}"}).json()
-        creds["webhook_secrets"][code] = hook["secret"]
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine).begin() as s:
-            for code in [None, *OFFICES]:
-                name = "admin" if code is None else f"examiner.{code.lower()}"
-                password = f"demo-{name}-pass"
-                users.create_user(s, username=name, display_name="Exchange administrator" if code is None
-                                  else f"Examiner at {code}", office=code,
-                                  roles=["admin"] if code is None else ["examiner"], password=password,
-                                  email=None, actor="demo")
-                creds["people"][code or "admin"] = {"username": name, "password": password}
-            for code in OFFICES:
-                name, password = f"admin.{code.lower()}", f"demo-admin.{code.lower()}-pass"
-                users.create_user(s, username=name, display_name=f"Office administrator at {code}", office=code,
-                                  roles=["office-admin", "examiner"], password=password, email=None, actor="demo")
-                creds["people"][f"{code}-admin"] = {"username": name, "password": password}
-    finally:
-        engine.dispose()
-    (settings.home / "demo.json").write_text(json.dumps(creds, indent=2))
-    n = 0
-    for family in FAMILIES:
-        for app in family:
-            office = app[0]
-            if office in ("US",):
-                continue  # not every member has results in the exchange
-            docs, files, citations = _documents(office, app[1], app[3], n)
-            m = _manifest(app, docs, files, citations)
-            token = jws.sign(json.dumps(m, separators=(",", ":")).encode(), keys[office])
-            tmp = settings.home / "demo-docs" / f"{n}"
-            tmp.mkdir(parents=True, exist_ok=True)
-            paths = {}
-            for doc_id, data in files.items():
-                (tmp / f"{doc_id}.pdf").write_bytes(data)
-                paths[doc_id] = tmp / f"{doc_id}.pdf"
-            o = creds["offices"][office]
-            ExchangeClient(url, o["client_id"], o["client_secret"]).deposit(token, paths)
-            n += 1
-    creds["dossiers"] = n
-    return creds
+def _document(m, doc, deposit, data: bytes) -> dict:
+    out = {"id": doc.id, "type": doc.type, "title": title(m.office, doc), "language": doc.language,
+           "issued_on": deposit.issued_on, "media_type": "application/pdf",
+           "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    if doc.allowable is not None:
+        out["allowable_claims"] = list(doc.allowable)
+    if doc.translation_of is not None:
+        out["translation_of"] = doc.translation_of
+    return out
 
+
+def _searched(deposit) -> bool:
+    return any(d.type in ("SR", "ISR") for d in deposit.documents)
+
+
+def _signed_at() -> str:
+    # A minute back: the exchange refuses a manifest signed in its future, and clocks drift.
+    moment = datetime.now(timezone.utc) - timedelta(minutes=1)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def seed(url: str, settings: Settings) -> dict:
+    """Seed the empty exchange at ``url`` (whose database is ``settings``'); return the
+    credentials, also written to ``EXCHANGE_HOME/demo.json``. Raises :class:`DemoSeedFailed`
+    when the exchange does not answer as the data say it must."""
+    return _Seeder(url, settings).run()
+
+
+# --- a second start, an interrupted seed ------------------------------------------------------
+
+def _embedded_default(settings: Settings) -> bool:
+    """Database, storage and broker are the defaults under ``EXCHANGE_HOME``: the demo may delete them."""
+    default = Settings.from_env({"EXCHANGE_HOME": str(settings.home)})
+    return (settings.database_url, settings.storage_url, settings.broker_url) == \
+        (default.database_url, default.storage_url, default.broker_url)
+
+
+def _holds_data(settings: Settings) -> bool:
+    """Does the database hold any office (the first thing a seed creates)?"""
+    import sqlalchemy as sa
+
+    from dossiers.models import Office
+
+    if settings.embedded and not Path(sa.engine.make_url(settings.database_url).database or "").exists():
+        return False
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as c:
+            if not sa.inspect(c).has_table(Office.__tablename__):
+                return False
+            return c.execute(sa.select(sa.func.count()).select_from(Office)).scalar_one() > 0
+    except sa.exc.SQLAlchemyError as exc:
+        raise click.ClickException(f"the database is not available: {str(exc).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
+def _clear(settings: Settings) -> None:
+    """Delete the embedded default's data and the demo's files under ``EXCHANGE_HOME``."""
+    home = settings.home
+    for name in ("exchange.db", "exchange.db-wal", "exchange.db-shm", CREDENTIALS, "demo-webhooks.jsonl"):
+        (home / name).unlink(missing_ok=True)
+    for name in ("blobs", "broker", KEYS_DIR):
+        shutil.rmtree(home / name, ignore_errors=True)
+    for path in home.glob("celerybeat-schedule*"):
+        path.unlink()
+
+
+def previous_seed(settings: Settings) -> dict | None:
+    """The credentials of a finished seed to reuse, or None when the exchange must be seeded
+    (afresh, or again after an interrupted seed whose data were cleared). Anything the demo may
+    not delete by itself stops it with a message naming what to remove."""
+    from sqlalchemy.engine import make_url
+
+    path = settings.home / CREDENTIALS
+    creds = json.loads(path.read_text()) if path.exists() else None
+    holds = _holds_data(settings)
+    if creds is not None and creds.get("seeded_at") and holds:
+        return creds
+    if not holds:  # nothing to reuse, nothing in the way (at most an unused admin client)
+        if creds is not None and _embedded_default(settings):
+            _clear(settings)
+        return None
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    if creds is None:
+        raise click.ClickException(
+            f"the database {database} already holds an exchange that `exchange demo` did not seed (there is no "
+            f"{path}); the demo needs an empty exchange: set EXCHANGE_HOME to another directory, or remove "
+            f"{database} and the documents in {settings.storage_url}")
+    if _embedded_default(settings):
+        click.echo("the previous demo seed did not finish; clearing its data and seeding again", err=True)
+        _clear(settings)
+        return None
+    raise click.ClickException(
+        f"the previous demo seed in {settings.home} did not finish, and its data are not the embedded default "
+        f"that the demo may delete by itself: empty the database {database} and the storage "
+        f"{settings.storage_url}, remove {path}, then start `exchange demo` again")
+
+
+def _lock(settings: Settings):
+    """One demo at a time per ``EXCHANGE_HOME``: another one would seed, or clear, under it.
+    The lock goes with the process, however it ends."""
+    import fcntl
+
+    f = open(settings.home / "demo.lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise click.ClickException(f"another `exchange demo` is running with EXCHANGE_HOME={settings.home}") from None
+    return f
+
+
+# --- the command ----------------------------------------------------------------------------
 
 def run(host: str, port: int) -> None:
     import uvicorn
@@ -211,19 +356,20 @@ def run(host: str, port: int) -> None:
     import migrations
 
     from .app import create_app
+    from .cli import _embedded_worker, exit_on_sigterm, stop_process
+    from .routes import demo_sink
 
     # The demo's webhooks go to its own receiver on loopback, which the guard must let through.
     os.environ.setdefault("EXCHANGE_WEBHOOK_ALLOW_HOSTS", f"{host}/32" if host[0].isdigit() else host)
     settings = Settings.from_env(public_url=f"http://{host}:{port}")
     settings.home.mkdir(parents=True, exist_ok=True)
+    lock = _lock(settings)
+    creds = previous_seed(settings)
     migrations.upgrade(settings.database_url)
-    from .cli import _embedded_worker
-    from .routes import demo_sink
-
     worker = _embedded_worker(settings)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, extra_routers=(demo_sink.router,)), host=host,
                                            port=port, log_level="warning"))
-    creds_path = settings.home / "demo.json"
+    failed: list[BaseException] = []
 
     def after_start() -> None:
         deadline = time.monotonic() + 60
@@ -232,46 +378,55 @@ def run(host: str, port: int) -> None:
                 return
             time.sleep(0.05)
         url = f"http://{host}:{port}"
-        if creds_path.exists() and "dossiers" in json.loads(creds_path.read_text()):
-            creds = json.loads(creds_path.read_text())
-            reused = True
-        else:
-            click.echo("seeding the demo exchange (offices, keys, signed dossiers)…", err=True)
-            creds = seed(url, settings)
-            creds_path.write_text(json.dumps(creds, indent=2))
-            creds_path.chmod(0o600)
-            reused = False
-        _banner(url, creds, creds_path, reused)
+        try:
+            if creds is None:
+                click.echo("seeding the demo exchange (offices, keys, people, signed dossiers, ASPEC requests)…",
+                           err=True)
+                _banner(url, seed(url, settings), settings.home, reused=False)
+            else:
+                _banner(url, creds, settings.home, reused=True)
+        except Exception as exc:  # noqa: BLE001 - reported, and the server stops
+            failed.append(exc)
+            server.should_exit = True
 
     threading.Thread(target=after_start, daemon=True).start()
     try:
-        server.run()
+        with exit_on_sigterm():
+            server.run()
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        stop_process(worker)
+        lock.close()
+    if failed:
+        raise click.ClickException(f"seeding the demo failed: {failed[0]}")
 
 
-def _banner(url: str, creds: dict, path: Path, reused: bool) -> None:
+def _banner(url: str, creds: dict, home: Path, reused: bool) -> None:
+    people, counts = creds["people"], creds["counts"]
+    admin = people["admin"]
     lines = [
         "",
-        f"The exchange is running at {url}  (API docs: {url}/docs)",
-        f"{'Reusing' if reused else 'Seeded'} {len(creds['offices'])} offices and {creds.get('dossiers', 0)} signed dossiers;"
-        f" data in {path.parent}",
+        f"The demo exchange is running at {url}   (API reference: {url}/docs)",
+        f"{'Reusing' if reused else 'Seeded'} {len(creds['offices'])} offices, {len(AGREEMENTS)} agreements, "
+        f"{counts['applications']} applications, {counts['dossiers']} signed dossiers and "
+        f"{counts['aspec_requests']} ASPEC requests; data in {home}",
         "",
-        "Sign in with a browser:",
-        f"  administrator:         {creds['people']['admin']['username']} / {creds['people']['admin']['password']}",
+        f"Sign in at {url}/signin",
+        f"  administrator: {admin['username']} / {admin['password']}",
+        f"  {'office':<8}{'examiner':<15}{'password':<20}{'office admin':<14}password",
     ]
-    for code in ("SG", "MY", "TH", "VN", "PH"):
-        p = creds["people"][code]
-        lines.append(f"  examiner at {code}:        {p['username']} / {p['password']}")
-    lines += ["  (every office has examiner.<code> and admin.<code>; passwords in the file below)", "",
-              "API clients (OAuth 2 client credentials):",
-              f"  administrator:         {creds['admin']['client_id']}  {creds['admin']['client_secret']}"]
-    for code in ("SG", "MY", "TH"):
-        o = creds["offices"][code]
-        lines.append(f"  {code} office system:      {o['client_id']}  {o['client_secret']}")
-    lines += [f"All credentials: {path}",
+    for code in sorted(OFFICES):
+        e, a = people["examiners"][code], people["office_admins"][code]
+        lines.append(f"  {code:<8}{e['username']:<15}{e['password']:<20}{a['username']:<14}{a['password']}")
+    lines += ["", "Worth a look, signed in as that office's examiner:"]
+    for code, what, shows in TOUR:
+        target = what if what.startswith("/") else f"/search?q={quote(what, safe='')}"
+        lines.append(f"  examiner.{code.lower()}  {url}{target}")
+        lines.append(f"      {shows}")
+    lines += ["", f"API clients (OAuth 2 client credentials) of the administrator and of every office: "
+              f"{home / CREDENTIALS}",
+              f"  administrator: {creds['admin']['client_id']} {creds['admin']['client_secret']}",
               f"Try:  curl -s -d grant_type=client_credentials -d client_id=… -d client_secret=… {url}/oauth/token",
-              f"Webhooks received by the demo's office systems: {url}/_demo/webhooks",
-              "Stop with Ctrl-C; start again to reuse the data.", ""]
+              f"Offices' signing keys: {home / KEYS_DIR}; webhooks received by the office systems of "
+              f"{', '.join(WEBHOOK_OFFICES)}: {url}/_demo/webhooks",
+              f"Stop with Ctrl-C; start again to reuse the data, or delete {home} to start afresh.", ""]
     click.echo("\n".join(lines))

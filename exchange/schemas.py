@@ -172,7 +172,7 @@ class AuditEntryRead(_Out):
 
 # --- applications, agreements, ASPEC -----------------------------------------------------------
 
-from dossiers.schemas import ApplicationIn, DOCUMENT_TYPES  # noqa: E402
+from dossiers.schemas import ApplicationIn  # noqa: E402
 
 
 class ApplicationCreate(ApplicationIn):
