@@ -1,8 +1,9 @@
 """``exchange demo``: the embedded exchange seeded with the data of :mod:`exchange.demo_data`
 (offices and keys, agreements, people, a few dozen applications, signed dossiers of generated
 PDF reports and ASPEC requests in every outcome), all through the public API and the same
-signed deposit path as any office's, except the first administrator and the people who sign
-in to the web pages, which only the command line creates.
+signed deposit path as any office's; only the first administrator client and the people who
+sign in to the web pages are created in the database, as ``exchange admin bootstrap`` and
+``exchange admin create-user`` do.
 
 ``EXCHANGE_HOME/demo.json`` holds the credentials; it records when a seed began and when it
 finished, so a second start reuses finished data and an interrupted seed is started afresh.
@@ -24,13 +25,27 @@ from pathlib import Path
 from urllib.parse import quote
 
 import click
+import sqlalchemy as sa
 
 from crypto import jws
-from crypto.keys import generate_private_key
+from crypto.keys import PrivateKey, generate_private_key
 from dossiers import registry, users
 from dossiers.db import make_engine, make_session_factory
+from dossiers.models import Office
 
-from .demo_data import AGREEMENTS, FAMILIES, OFFICE_SETTINGS, OFFICES, REQUESTS, WEBHOOK_OFFICES, member, members
+from .demo_data import (
+    AGREEMENTS,
+    OFFICE_SETTINGS,
+    OFFICES,
+    REQUESTS,
+    WEBHOOK_OFFICES,
+    Deposit,
+    Doc,
+    Family,
+    Member,
+    member,
+    members,
+)
 from .demo_documents import render_document, title
 from .office_client import ExchangeClient
 from .settings import Settings
@@ -70,17 +85,20 @@ def _password() -> str:
 
 
 class _Seeder:
+    admin: ExchangeClient  # the exchange administrator's client, the first thing run() creates
+
     def __init__(self, url: str, settings: Settings):
         self.url = url
         self.settings = settings
         self.path = settings.home / CREDENTIALS
         self.creds: dict = {"url": url, "started_at": _now(), "offices": {}}
         self.clients: dict[str, ExchangeClient] = {}
-        self.keys: dict = {}
+        self.keys: dict[str, PrivateKey] = {}
         self.dossier_of: dict[tuple[str, str], str] = {}  # (member, document id) -> dossier id
 
     def run(self) -> dict:
         _write(self.path, self.creds)  # from now on, what is in the database is the demo's own
+        (self.settings.home / KEYS_DIR).mkdir(exist_ok=True)
         self._admin()
         with ThreadPoolExecutor(PARALLEL) as pool:
             list(pool.map(self._office, OFFICES))
@@ -110,9 +128,7 @@ class _Seeder:
     def _office(self, code: str) -> None:
         self.admin.request("POST", "/v1/offices", json={"code": code, "name": OFFICES[code]})
         key = generate_private_key("ES256")
-        keys_dir = self.settings.home / KEYS_DIR
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        pem = keys_dir / f"{code}.private.pem"
+        pem = self.settings.home / KEYS_DIR / f"{code}.private.pem"
         pem.write_text(key.pem)
         pem.chmod(0o600)
         self.admin.request("POST", f"/v1/offices/{code}/keys",
@@ -132,12 +148,7 @@ class _Seeder:
             self.admin.request("PATCH", f"/v1/offices/{code}", json={"settings": settings})
 
     def _webhooks(self) -> None:
-        secrets_ = {}
-        for code in WEBHOOK_OFFICES:
-            hook = self.clients[code].request("POST", f"/v1/offices/{code}/webhooks",
-                                              json={"url": f"{self.url}/_demo/webhooks/{code}"}).json()
-            secrets_[code] = hook["secret"]
-        self.creds["webhook_secrets"] = secrets_
+        self.creds["webhook_secrets"] = _subscribe_demo_webhooks(self.url, self.clients)
 
     def _people(self) -> None:
         """The administrator, and an examiner and an office administrator at every office."""
@@ -227,7 +238,30 @@ class _Seeder:
         return len(REQUESTS)
 
 
-def _application(family, m) -> dict:
+def _subscribe_demo_webhooks(url: str, clients: dict[str, ExchangeClient]) -> dict[str, str]:
+    """Point the listening office systems' webhooks at the demo's receiver at ``url`` (ending
+    the subscriptions to a receiver elsewhere); return their secrets."""
+    secrets_ = {}
+    for code in WEBHOOK_OFFICES:
+        target = f"{url}/_demo/webhooks/{code}"
+        for hook in clients[code].request("GET", f"/v1/offices/{code}/webhooks").json():
+            if hook["status"] == "active" and hook["url"].endswith(f"/_demo/webhooks/{code}"):
+                clients[code].request("DELETE", f"/v1/offices/{code}/webhooks/{hook['id']}")
+        hook = clients[code].request("POST", f"/v1/offices/{code}/webhooks", json={"url": target}).json()
+        secrets_[code] = hook["secret"]
+    return secrets_
+
+
+def _moved(url: str, creds: dict, home: Path) -> dict:
+    """A second start at another address: the webhooks follow, and demo.json says where it runs."""
+    clients = {code: ExchangeClient(url, creds["offices"][code]["client_id"], creds["offices"][code]["client_secret"])
+               for code in WEBHOOK_OFFICES}
+    creds = {**creds, "url": url, "webhook_secrets": _subscribe_demo_webhooks(url, clients)}
+    _write(home / CREDENTIALS, creds)
+    return creds
+
+
+def _application(family: Family, m: Member) -> dict:
     return {
         "number": m.number, "filing_date": m.filed, "title": family.title, "ipc": list(family.ipc),
         "priorities": [family.priority(ref) for ref in m.claims], "pct": m.pct,
@@ -235,7 +269,7 @@ def _application(family, m) -> dict:
     }
 
 
-def _document(m, doc, deposit, data: bytes) -> dict:
+def _document(m: Member, doc: Doc, deposit: Deposit, data: bytes) -> dict:
     out = {"id": doc.id, "type": doc.type, "title": title(m.office, doc), "language": doc.language,
            "issued_on": deposit.issued_on, "media_type": "application/pdf",
            "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
@@ -246,7 +280,7 @@ def _document(m, doc, deposit, data: bytes) -> dict:
     return out
 
 
-def _searched(deposit) -> bool:
+def _searched(deposit: Deposit) -> bool:
     return any(d.type in ("SR", "ISR") for d in deposit.documents)
 
 
@@ -257,8 +291,8 @@ def _signed_at() -> str:
 
 
 def seed(url: str, settings: Settings) -> dict:
-    """Seed the empty exchange at ``url`` (whose database is ``settings``'); return the
-    credentials, also written to ``EXCHANGE_HOME/demo.json``. Raises :class:`DemoSeedFailed`
+    """Seed the empty exchange served at ``url`` with ``settings``; return the credentials,
+    also written to ``EXCHANGE_HOME/demo.json``. Raises :class:`DemoSeedFailed`
     when the exchange does not answer as the data say it must."""
     return _Seeder(url, settings).run()
 
@@ -274,10 +308,6 @@ def _embedded_default(settings: Settings) -> bool:
 
 def _holds_data(settings: Settings) -> bool:
     """Does the database hold any office (the first thing a seed creates)?"""
-    import sqlalchemy as sa
-
-    from dossiers.models import Office
-
     if settings.embedded and not Path(sa.engine.make_url(settings.database_url).database or "").exists():
         return False
     engine = make_engine(settings.database_url)
@@ -307,8 +337,6 @@ def previous_seed(settings: Settings) -> dict | None:
     """The credentials of a finished seed to reuse, or None when the exchange must be seeded
     (afresh, or again after an interrupted seed whose data were cleared). Anything the demo may
     not delete by itself stops it with a message naming what to remove."""
-    from sqlalchemy.engine import make_url
-
     path = settings.home / CREDENTIALS
     creds = json.loads(path.read_text()) if path.exists() else None
     holds = _holds_data(settings)
@@ -318,7 +346,7 @@ def previous_seed(settings: Settings) -> dict | None:
         if creds is not None and _embedded_default(settings):
             _clear(settings)
         return None
-    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    database = sa.engine.make_url(settings.database_url).render_as_string(hide_password=True)
     if creds is None:
         raise click.ClickException(
             f"the database {database} already holds an exchange that `exchange demo` did not seed (there is no "
@@ -384,7 +412,8 @@ def run(host: str, port: int) -> None:
                            err=True)
                 _banner(url, seed(url, settings), settings.home, reused=False)
             else:
-                _banner(url, creds, settings.home, reused=True)
+                _banner(url, creds if creds["url"] == url else _moved(url, creds, settings.home), settings.home,
+                        reused=True)
         except Exception as exc:  # noqa: BLE001 - reported, and the server stops
             failed.append(exc)
             server.should_exit = True
@@ -397,7 +426,7 @@ def run(host: str, port: int) -> None:
         stop_process(worker)
         lock.close()
     if failed:
-        raise click.ClickException(f"seeding the demo failed: {failed[0]}")
+        raise click.ClickException(f"{'seeding' if creds is None else 'starting'} the demo failed: {failed[0]}")
 
 
 def _banner(url: str, creds: dict, home: Path, reused: bool) -> None:
