@@ -105,6 +105,11 @@ def test_the_seed_holds_offices_agreements_applications_and_dossiers(seeded):
     assert count(seeded.settings, "document") > 2 * deposited
     assert sorted(p.name for p in (seeded.settings.home / demo.KEYS_DIR).iterdir()) == \
         sorted(f"{code}.private.pem" for code in OFFICES)
+    # The dashboard shows the seed from the first minute, not after the hourly rollup.
+    with seeded.admin() as http:
+        totals = http.get("/v1/stats").json()["totals"]
+    assert totals["deposits"] == deposited
+    assert totals["aspec_accepted"] + totals["aspec_rejected"] + totals["aspec_withdrawn"] == len(REQUESTS)
 
 
 def test_a_priority_chain_and_a_pct_family_link_up(seeded):
