@@ -45,9 +45,9 @@ def missing(part: str, why: str):
 
 # --- PostgreSQL -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def pg_url():
-    name = f"exchange_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+def _database(purpose: str):
+    """A throwaway PostgreSQL database at Alembic's head, dropped at the end."""
+    name = f"exchange_{purpose}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"),
                              isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # a test restarts PostgreSQL
     try:
@@ -61,6 +61,19 @@ def pg_url():
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    yield from _database("test")
+
+
+@pytest.fixture(scope="session")
+def workers_pg_url():
+    """The worker tests' own database. The session's pg-s3 stack keeps its API (and its outbox
+    relay) running on ``pg_url`` all session: sharing that database, its relay would claim the
+    worker tests' events and publish them to its own broker, where no worker takes them."""
+    yield from _database("workers")
 
 
 @pytest.fixture(scope="session")

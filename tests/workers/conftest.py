@@ -223,7 +223,8 @@ class NotifyStack(Stack):
 
 
 @pytest.fixture
-def make_notify_stack(pg_url, tmp_path):
+def make_notify_stack(workers_pg_url, tmp_path):
+    pg_url = workers_pg_url
     stacks = []
 
     def make(broker: str, *, smtp_url: str | None = None, schedule=(1, 1, 2), lease: int = 60,
