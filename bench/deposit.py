@@ -1,6 +1,10 @@
 """Deposit benchmark: a real ``exchange serve`` process on loopback, PostgreSQL and moto's S3.
 
-    python bench/deposit.py [--quick]
+    python bench/deposit.py [--quick] [--api-processes N]
+
+``--api-processes N`` runs each ``exchange serve`` with N API processes (``--workers N``); server
+CPU then sums them, and the memory figures are only meaningful with 1 (the default), where
+the one process is the one sampled.
 
 Starts everything itself (moto's S3 server as a process of its own, so that it does not share
 this client's interpreter lock, as a real S3 store would not; a throwaway database
@@ -112,9 +116,24 @@ def vm_rss(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of ``pid`` and of its live children (the API processes of ``--workers N``)."""
+    total = 0
+    for p in (pid, *children(pid)):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 def machine(since: tuple[int, int] | None = None):
@@ -150,7 +169,7 @@ class RssSampler(threading.Thread):
 class Server:
     """``exchange serve`` as a subprocess on a free loopback port."""
 
-    def __init__(self, label: str, db_url: str, storage_url: str, home: Path):
+    def __init__(self, label: str, db_url: str, storage_url: str, home: Path, processes: int = 1):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -159,7 +178,8 @@ class Server:
         self.log = open(home / "server.log", "wb")
         env = {**os.environ, "EXCHANGE_HOME": str(home), "EXCHANGE_DATABASE_URL": db_url,
                "EXCHANGE_STORAGE_URL": storage_url, "EXCHANGE_PUBLIC_URL": "http://exchange.test"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port),
+                                      "--workers", str(processes)],
                                      env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
@@ -335,13 +355,13 @@ def memory(srv: Server, headers: dict, key, size: int) -> dict:
 
 # --- main ------------------------------------------------------------------------------------
 
-def main(quick: bool) -> dict:
+def main(quick: bool, processes: int = 1) -> dict:
     from dossiers import registry
     from dossiers.db import make_engine, make_session_factory
 
     big = (256 if quick else 1024) * MiB
     rounds, per_round, total, n_threads = (3, 4, 100, 4) if quick else (5, 8, 200, 4)
-    out: dict = {"mode": "quick" if quick else "full"}
+    out: dict = {"mode": "quick" if quick else "full", "api_processes": processes}
     servers: list[Server] = []
     moto = admin_engine = None
     db = f"bench_{os.getpid()}"
@@ -362,8 +382,9 @@ def main(quick: bool) -> dict:
         engine.dispose()
         # Both servers share the database; every run deposits distinct bytes, so no blob is shared.
         servers.append(s3 := Server("s3", db_url, f"s3://k:s@127.0.0.1:{s3_port}/bench?secure=false",
-                                    Path(tmp.name) / "s3"))
-        servers.append(local := Server("local", db_url, f"file://{tmp.name}/blobs", Path(tmp.name) / "local"))
+                                    Path(tmp.name) / "s3", processes))
+        servers.append(local := Server("local", db_url, f"file://{tmp.name}/blobs", Path(tmp.name) / "local",
+                                       processes))
         key = generate_private_key("ES256")
         with httpx.Client(base_url=s3.url, headers=s3.token(admin_id, admin_secret), timeout=30) as http:
             http.post("/v1/offices", json={"code": OFFICE, "name": "Bench office"}).raise_for_status()
@@ -428,4 +449,6 @@ def report(out: dict) -> None:
 
 
 if __name__ == "__main__":
-    report(main("--quick" in sys.argv[1:]))
+    args = sys.argv[1:]
+    processes = int(args[args.index("--api-processes") + 1]) if "--api-processes" in args else 1
+    report(main("--quick" in args, processes))
