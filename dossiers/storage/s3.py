@@ -8,8 +8,9 @@ completed only on :meth:`commit`, so an aborted writer leaves no object behind.
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -30,10 +31,11 @@ from . import (
 )
 
 PART_SIZE = 6 * 1024 * 1024
-# The pipe holds about one part, so the request keeps arriving while the previous part uploads.
-PIPE_CHUNKS = 6
+# The pipe holds up to a part's worth of bytes, so the request keeps arriving while the
+# previous part uploads (bounded in bytes: the request's chunks are small and many).
+PIPE_BYTES = PART_SIZE
 # minio queues parts for its upload threads without bound: with a slow store, parallel
-# uploads would buffer the whole document. One part in flight keeps memory at ~2 parts.
+# uploads would buffer the whole document. One part in flight keeps memory at ~3 parts.
 PARALLEL_UPLOADS = 1
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "ResourceNotFound"}
 _EOF = object()
@@ -61,28 +63,73 @@ class _Aborted(Exception):
 
 
 class _Pipe:
-    """A file-like object that ``put_object`` reads while another thread writes into it.
+    """A file-like object that ``put_object`` reads while another thread writes into it,
+    holding at most about ``limit`` bytes.
 
     ``read(n)`` returns as soon as some bytes are there (at most ``n``), as a raw stream may;
     minio's part reader loops until its part is full."""
 
-    def __init__(self) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=PIPE_CHUNKS)
+    def __init__(self, limit: int = PIPE_BYTES) -> None:
+        self._cond = threading.Condition()
+        self._items: collections.deque = collections.deque()
+        self._bytes = 0
+        self._limit = limit
+        self._drained = False  # the reader gave up: writers must never wait again
         self._rest = b""
         self._eof = False
 
-    def feed(self, item) -> None:
-        self._q.put(item)
+    def put(self, item, timeout: float | None = None) -> bool:
+        """Queue ``item``; False if ``timeout`` passed while the pipe was full. A chunk larger
+        than the limit still goes in once the pipe is empty; markers never wait."""
+        size = len(item) if isinstance(item, bytes | bytearray | memoryview) else 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while size and self._bytes and self._bytes + size > self._limit and not self._drained:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            if not self._drained:
+                self._items.append(item)
+                self._bytes += size
+            self._cond.notify_all()
+            return True
+
+    def abort(self) -> None:
+        """Drop what is queued and make the reader's next read raise."""
+        with self._cond:
+            self._items.clear()
+            self._bytes = 0
+            self._items.append(_Aborted())
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """The reader stopped: drop what is queued, and let writers through from now on."""
+        with self._cond:
+            self._items.clear()
+            self._bytes = 0
+            self._drained = True
+            self._cond.notify_all()
+
+    def _get(self):
+        with self._cond:
+            while not self._items:
+                self._cond.wait()
+            item = self._items.popleft()
+            if isinstance(item, bytes | bytearray | memoryview):
+                self._bytes -= len(item)
+            self._cond.notify_all()
+            return item
 
     def read(self, n: int = -1) -> bytes:
         if not self._rest and not self._eof:
-            item = self._q.get()
+            item = self._get()
             if item is _EOF:
                 self._eof = True
             elif isinstance(item, _Aborted):
                 raise item
             else:
-                self._rest = item
+                self._rest = bytes(item)
         if n < 0 or n >= len(self._rest):
             out, self._rest = self._rest, b""
         else:
@@ -110,12 +157,7 @@ class _S3Writer:
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
             self._error = exc
-            # Unblock a writer waiting on a full queue.
-            while True:
-                try:
-                    self._pipe._q.get_nowait()
-                except queue.Empty:
-                    break
+            self._pipe.drain()  # unblock a writer waiting on a full pipe
 
     def _check(self) -> None:
         if self._error is not None and not isinstance(self._error, _Aborted):
@@ -124,19 +166,15 @@ class _S3Writer:
 
     def write(self, chunk: bytes) -> None:
         self._check()
-        while True:
-            try:
-                self._pipe._q.put(chunk, timeout=0.5)
-                break
-            except queue.Full:
-                self._check()
-                if not self._thread.is_alive():
-                    raise StorageUnavailable("S3 upload stopped")
+        while not self._pipe.put(chunk, timeout=0.5):
+            self._check()
+            if not self._thread.is_alive():
+                raise StorageUnavailable("S3 upload stopped")
         self._size += len(chunk)
 
     def commit(self) -> ObjectInfo:
         self._check()
-        self._pipe.feed(_EOF)
+        self._pipe.put(_EOF)
         self._thread.join()
         self._done = True
         if self._error is not None:
@@ -148,10 +186,7 @@ class _S3Writer:
             return
         self._done = True
         if self._thread.is_alive():
-            try:
-                self._pipe._q.put(_Aborted(), timeout=5)
-            except queue.Full:
-                pass
+            self._pipe.abort()
             self._thread.join(timeout=30)
 
 
