@@ -317,10 +317,11 @@ class Deposit:
                 for p in self._parts.values()}
         if not rows:
             return
-        s.execute(insert(Blob).values(list(rows.values())).on_conflict_do_nothing(index_elements=["sha256"]))
-        # A blob shared with an earlier dossier: its retention runs from this deposit too.
-        s.execute(update(Blob).where(Blob.sha256.in_(list(rows)), Blob.retained_until < self._retain_until)
-                  .values(retained_until=self._retain_until))
+        inserted = s.execute(insert(Blob).values(list(rows.values()))
+                             .on_conflict_do_nothing(index_elements=["sha256"])).rowcount
+        if inserted != len(rows):  # a blob shared with an earlier dossier: its retention runs from now too
+            s.execute(update(Blob).where(Blob.sha256.in_(list(rows)), Blob.retained_until < self._retain_until)
+                      .values(retained_until=self._retain_until))
 
     def _apply_retention(self) -> None:
         """COMPLIANCE retention once the deposit is committed (before, a refused deposit would

@@ -283,3 +283,15 @@ def test_sweep_never_deletes_an_object_with_a_row_and_keeps_retained_orphans(sta
     assert not stack.store.exists(plain) and stack.store.exists(retained)
     assert all(stack.store.exists(blob_key(h)) for h in (SR, CLAIMS))
     assert stack.count("blob") == 2
+
+
+def test_a_later_deposit_sharing_a_blob_extends_its_recorded_retention(stack):
+    """Retention runs from the latest deposit that holds a document; a new blob costs no
+    second statement, a shared one gets its date moved forward."""
+    sg = stack.office("SG")
+    deposit_dossier(stack, sg, number="10202301111A")
+    first = blob(stack, SR).retained_until
+    with stack.session_factory.begin() as s:  # as if the first deposit were a year old
+        s.execute(update(Blob).values(retained_until=first - timedelta(days=365)))
+    deposit_dossier(stack, sg, number="10202302222B")  # shares both blobs with the first
+    assert blob(stack, SR).retained_until >= first and blob(stack, CLAIMS).retained_until >= first
