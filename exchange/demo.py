@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import click
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
 from crypto import jws
 from crypto.keys import PrivateKey, generate_private_key
@@ -86,6 +87,7 @@ def _password() -> str:
 
 class _Seeder:
     admin: ExchangeClient  # the exchange administrator's client, the first thing run() creates
+    sf: sessionmaker  # for what the API cannot do: the first admin client, people, the rollup
 
     def __init__(self, url: str, settings: Settings):
         self.url = url
@@ -97,6 +99,14 @@ class _Seeder:
         self.dossier_of: dict[tuple[str, str], str] = {}  # (member, document id) -> dossier id
 
     def run(self) -> dict:
+        engine = make_engine(self.settings.database_url)
+        self.sf = make_session_factory(engine)
+        try:
+            return self._run()
+        finally:
+            engine.dispose()
+
+    def _run(self) -> dict:
         _write(self.path, self.creds)  # from now on, what is in the database is the demo's own
         (self.settings.home / KEYS_DIR).mkdir(exist_ok=True)
         self._admin()
@@ -119,20 +129,12 @@ class _Seeder:
         dashboard shows the seeded deposits and requests from the first minute."""
         from workers.stats import rollup
 
-        engine = make_engine(self.settings.database_url)
-        try:
-            rollup(make_session_factory(engine))
-        finally:
-            engine.dispose()
+        rollup(self.sf)
 
     def _admin(self) -> None:
-        engine = make_engine(self.settings.database_url)
-        try:
-            with make_session_factory(engine).begin() as s:
-                client, secret = registry.create_client(s, office_code=None, roles=["admin"], name="demo admin",
-                                                        actor="demo")
-        finally:
-            engine.dispose()
+        with self.sf.begin() as s:
+            client, secret = registry.create_client(s, office_code=None, roles=["admin"], name="demo admin",
+                                                    actor="demo")
         self.creds["admin"] = {"client_id": client.client_id, "client_secret": secret}
         self.admin = ExchangeClient(self.url, client.client_id, secret)
         self.admin.token()
@@ -168,22 +170,16 @@ class _Seeder:
         for code in OFFICES:
             wanted += [(f"examiner.{code.lower()}", f"Examiner at {code}", code, ["examiner"]),
                        (f"admin.{code.lower()}", f"Office administrator at {code}", code, ["office-admin", "examiner"])]
-        engine = make_engine(self.settings.database_url)
-        sf = make_session_factory(engine)
-
         def create(person: tuple) -> dict:
             username, display_name, office, roles = person
             password = _password()
-            with sf.begin() as s:
+            with self.sf.begin() as s:
                 users.create_user(s, username=username, display_name=display_name, office=office, roles=roles,
                                   password=password, email=None, actor="demo")
             return {"username": username, "password": password, "office": office}
 
-        try:
-            with ThreadPoolExecutor(PARALLEL) as pool:
-                created = list(pool.map(create, wanted))
-        finally:
-            engine.dispose()
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            created = list(pool.map(create, wanted))
         self.creds["people"] = {
             "admin": created[0],
             "examiners": {p["office"]: p for p in created[1::2]},
