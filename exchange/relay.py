@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 
-from workers.outbox import PUBLISH_RETRY, REPUBLISH_AFTER, relay_once
+from workers.outbox import PUBLISH_RETRY, REPUBLISH_AFTER, publish_event, relay_once
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Relay:
             self._thread.join(timeout=10)
 
     def _publish(self, ev) -> None:
-        self._celery.send_task("events.fan_out", args=[ev.id], retry=True, retry_policy=PUBLISH_RETRY)
+        publish_event(self._celery, ev)
 
     def _run(self) -> None:
         last_check = 0.0

@@ -34,14 +34,23 @@ REPUBLISH_AFTER = timedelta(minutes=5)
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
+def publish_event(celery, ev: OutboxEvent) -> None:
+    """Hand one event to the broker as an ``events.fan_out`` task."""
+    celery.send_task("events.fan_out", args=[ev.id], retry=True, retry_policy=PUBLISH_RETRY)
+
+
+def _claimed(s, q):
+    """``q`` locking its rows; on PostgreSQL, skipping those another relay holds."""
+    return q.with_for_update(skip_locked=True) if s.get_bind().dialect.name == "postgresql" else q
+
+
 def relay_once(session_factory, publish=None, *, batch: int = BATCH,
                republish_after: timedelta | None = REPUBLISH_AFTER) -> int:
     """Publish what is due; return how many events were published. Safe to run concurrently:
     on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``. With ``republish_after``
     (``None`` skips the check), events published that long ago and still unprocessed are due
     again first."""
-    publish = publish or (lambda ev: celery_app.send_task("events.fan_out", args=[ev.id], retry=True,
-                                                          retry_policy=PUBLISH_RETRY))
+    publish = publish or (lambda ev: publish_event(celery_app, ev))
     now = utcnow()
     if republish_after is not None:
         _unpublish_unprocessed(session_factory, now, now - republish_after, batch)
@@ -50,19 +59,13 @@ def relay_once(session_factory, publish=None, *, batch: int = BATCH,
         q = (select(OutboxEvent)
              .where(OutboxEvent.sent_at.is_(None), OutboxEvent.dead_at.is_(None), OutboxEvent.available_at <= now)
              .order_by(OutboxEvent.created_at).limit(batch))
-        if s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        for ev in s.scalars(q).all():
+        for ev in s.scalars(_claimed(s, q)).all():
             with logs.bound(ev.request_id):
                 try:
                     publish(ev)
                 except Exception as exc:  # noqa: BLE001 - any broker failure: keep the event, try later
-                    ev.attempts += 1
-                    ev.last_error = f"{type(exc).__name__}: {str(exc)[:500]}"
-                    ev.available_at = now + timedelta(seconds=min(300, 2 ** min(ev.attempts, 8)))
-                    if ev.attempts >= MAX_ATTEMPTS:
-                        ev.dead_at = now
-                        log.error("outbox event %s dead-lettered after %d attempts", ev.id, ev.attempts)
+                    _failed_attempt(ev, now, f"{type(exc).__name__}: {str(exc)[:500]}",
+                                    retry_at=now + timedelta(seconds=min(300, 2 ** min(ev.attempts + 1, 8))))
                     break  # the broker is down: the rest would fail the same way
             ev.sent_at = now
             published += 1
@@ -76,19 +79,24 @@ def _unpublish_unprocessed(session_factory, now, published_before, batch: int) -
         q = (select(OutboxEvent)
              .where(OutboxEvent.processed_at.is_(None), OutboxEvent.sent_at <= published_before)
              .order_by(OutboxEvent.sent_at).limit(batch))
-        if s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        rows = s.scalars(q).all()
+        rows = s.scalars(_claimed(s, q)).all()
         for ev in rows:
-            ev.attempts += 1
-            ev.last_error = f"published at {ev.sent_at.isoformat()} but not processed; publishing again"
-            ev.sent_at, ev.available_at = None, now
-            if ev.attempts >= MAX_ATTEMPTS:
-                ev.dead_at = now
-                log.error("outbox event %s dead-lettered: published %d times, never processed", ev.id, ev.attempts)
-            else:
-                log.warning("outbox event %s was published but not processed; publishing again", ev.id)
+            _failed_attempt(ev, now, f"published at {ev.sent_at.isoformat()} but not processed; publishing again",
+                            retry_at=now)
+            ev.sent_at = None
         return len(rows)
+
+
+def _failed_attempt(ev: OutboxEvent, now, error: str, *, retry_at) -> None:
+    """Count a failed round of ``ev``: due again at ``retry_at``, dead-lettered after
+    :data:`MAX_ATTEMPTS` rounds."""
+    ev.attempts += 1
+    ev.last_error, ev.available_at = error, retry_at
+    if ev.attempts >= MAX_ATTEMPTS:
+        ev.dead_at = now
+        log.error("outbox event %s dead-lettered after %d attempts: %s", ev.id, ev.attempts, error)
+    else:
+        log.warning("outbox event %s: %s", ev.id, error)
 
 
 def requeue_dead(session_factory, event_ids: list[str] | None = None) -> int:
