@@ -60,15 +60,6 @@ _CORRESPONDING = (select(Application.id)
                   .where(_mine.application_id == bindparam("app"), Application.office_code == bindparam("office"),
                          Application.id != bindparam("app"))
                   .limit(1))
-_ACCEPTED_ASPEC = select(AspecRequest.id).where(AspecRequest.so_office == bindparam("office"),
-                                               AspecRequest.status == "accepted",
-                                               AspecRequest.fo_application_id == bindparam("app"))
-_AGREEMENT_FACTS = (select(Agreement.id, Agreement.program, Agreement.document_types, Agreement.status,
-                           Agreement.valid_from, Agreement.valid_until, Agreement.require_corresponding,
-                           Agreement.share_unpublished, AgreementMember.office_code)
-                    .join(AgreementMember, AgreementMember.agreement_id == Agreement.id)
-                    .where(Agreement.id.in_(select(AgreementMember.agreement_id)
-                                            .where(AgreementMember.office_code == bindparam("office")))))
 
 
 def _null_as(column):
@@ -119,29 +110,6 @@ def decision_facts(s: Session, office: str, owner: str, application_id: int) -> 
                                  document_types=frozenset(r[3]), status=r[4], valid_from=r[5], valid_until=r[6],
                                  require_corresponding=r[7], share_unpublished=r[8]) for r in grouped.values()]
     return corr, requests, agreements
-
-
-def corresponding(s: Session, office: str, application_id: int) -> bool:
-    """Does ``office`` hold an application sharing a correspondence key with this one?"""
-    return s.execute(_CORRESPONDING, {"app": application_id, "office": office}).first() is not None
-
-
-def accepted_aspec_requests(s: Session, office: str, application_id: int) -> list[str]:
-    return list(s.scalars(_ACCEPTED_ASPEC, {"app": application_id, "office": office}))
-
-
-def agreement_facts_of(s: Session, office: str) -> list:
-    """The facts of every agreement ``office`` is a member of, in one plain query."""
-    from .policy import AgreementFacts
-
-    grouped: dict[str, list] = {}
-    members: dict[str, set] = {}
-    for row in s.execute(_AGREEMENT_FACTS, {"office": office}):
-        grouped.setdefault(row[0], list(row[:8]))
-        members.setdefault(row[0], set()).add(row[8])
-    return [AgreementFacts(id=r[0], program=r[1], members=frozenset(members[r[0]]), document_types=frozenset(r[2]),
-                           status=r[3], valid_from=r[4], valid_until=r[5], require_corresponding=r[6],
-                           share_unpublished=r[7]) for r in grouped.values()]
 
 
 def application(s: Session, office: str, number: str) -> Application | None:
