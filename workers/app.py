@@ -8,6 +8,7 @@ never built at import time: :func:`workers.base.context` builds them per process
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -89,21 +90,28 @@ def create_celery(broker_url: str) -> Celery:
     return app
 
 
+@contextmanager
+def _redis(url: str):
+    """A short-lived Redis client with short time-outs (health checks and metrics)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def queue_depth(broker_url: str, queue: str = QUEUE) -> int | None:
     """Tasks waiting in the broker's queue, not yet taken by a worker (``None`` for a broker
     whose queue cannot be read this way). Raises when the broker does not answer."""
     if broker_url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=2)
-        try:
+        with _redis(broker_url) as client:
             pipe = client.pipeline(transaction=False)
             # kombu keeps one list per priority step: the queue's name, then name + "\x06\x16" + step.
             for name in (queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))):
                 pipe.llen(name)
             return sum(pipe.execute())
-        finally:
-            client.close()
     if broker_url.startswith("filesystem://"):
         folder = _filesystem_folder(broker_url) / "queue"
         return sum(1 for name in os.listdir(folder) if name.endswith(f".{queue}.msg"))
@@ -121,13 +129,8 @@ def prepare_broker(broker_url: str) -> None:
 def broker_ping(broker_url: str) -> None:
     """Raise unless the broker answers (used by ``/readyz``)."""
     if broker_url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=2)
-        try:
+        with _redis(broker_url) as client:
             client.ping()
-        finally:
-            client.close()
     elif broker_url.startswith("filesystem://"):
         folder = _filesystem_folder(broker_url) / "queue"
         if not folder.is_dir():
