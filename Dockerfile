@@ -14,7 +14,8 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 COPY . .
-RUN pip install --no-cache-dir .
+# Every dependency, direct and transitive, at the version CI tested (constraints.txt).
+RUN pip install --no-cache-dir -c constraints.txt .
 
 # ---- runtime: the virtualenv only, no sources, no build tools, not root ------------------
 FROM python:3.11-slim

@@ -117,7 +117,7 @@ def export_st96(dossier_json, out) -> None:
     except ST96Error as exc:
         fail(f"{dossier_json}: {exc}")
     if str(out) == "-":
-        click.get_binary_stream("stdout").write(xml)
+        click.echo(xml, nl=False)  # bytes go to the binary standard output as they are
     else:
         out.write_bytes(xml)
         click.echo(f"wrote {out} ({len(xml)} bytes)", err=True)
