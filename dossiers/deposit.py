@@ -27,7 +27,7 @@ from crypto.digests import StreamingHasher
 from crypto.errors import AlgorithmNotAllowed, KeyInvalid, MalformedJWS, SignatureInvalid
 from crypto.keys import OFFICE_ALGORITHMS, PublicKey
 
-from . import audit, outbox, registry, signing_keys
+from . import audit, blobs, outbox, registry, signing_keys
 from .db import utcnow
 from .errors import (
     AlgorithmRefused,
@@ -48,7 +48,7 @@ from .errors import (
 )
 from .models import Blob, Citation, Document, Dossier, OfficeKey, Receipt
 from .schemas import DocumentIn, Manifest, format_errors
-from .storage import BlobStore, BlobWriter, StorageError, blob_key
+from .storage import BlobStore, BlobWriter, ObjectNotFound, StorageError, blob_key
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class _HashOnly:
 class _Part:
     doc: DocumentIn
     writer: BlobWriter | _HashOnly
-    fresh: bool
+    fresh: bool  # bytes not yet recorded: pinned by this deposit while it is in flight
+    repair: bool = False  # recorded, but the stored bytes are missing or failed their check
     hasher: StreamingHasher = field(default_factory=StreamingHasher)
     version: str | None = None
     done: bool = False
@@ -119,8 +120,10 @@ class Deposit:
         self.kid: str | None = None
         self.alg: str | None = None
         self.existing: DepositResult | None = None
+        self.id = str(uuid.uuid4())  # names this deposit's pins on the blobs it writes
         self._parts: dict[str, _Part] = {}
-        self._known_blobs: set[str] = set()
+        self._known_blobs: dict[str, str] = {}  # sha256 -> recorded integrity
+        self._pinned: set[str] = set()
         self._current: _Part | None = None
 
     # --- the manifest ------------------------------------------------------------------------
@@ -176,7 +179,7 @@ class Deposit:
         with self._sf() as s:
             self.existing = self._find_existing(s)
             digests = {d.sha256 for d in manifest.documents}
-            self._known_blobs = set(s.scalars(select(Blob.sha256).where(Blob.sha256.in_(digests))))
+            self._known_blobs = dict(s.execute(select(Blob.sha256, Blob.integrity).where(Blob.sha256.in_(digests))).all())
 
     def _find_existing(self, s: Session | None = None) -> DepositResult | None:
         if s is None:
@@ -201,20 +204,31 @@ class Deposit:
             raise DocumentUnexpected(f"part {name!r} is not a document of the manifest", part=name)
         if name in self._parts:
             raise DocumentUnexpected(f"part {name!r} was sent twice", part=name)
-        if self.existing is not None or doc.sha256 in self._known_blobs:
-            part = _Part(doc, _HashOnly(), fresh=False)
-        else:
-            try:
+        try:
+            if self.existing is not None or (doc.sha256 in self._known_blobs and self._stored_intact(doc)):
+                part = _Part(doc, _HashOnly(), fresh=False)
+            elif doc.sha256 in self._known_blobs:
+                part = _Part(doc, self._store.writer(blob_key(doc.sha256), repair=True), fresh=False, repair=True)
+            else:
+                if doc.sha256 not in self._pinned:
+                    blobs.pin(self._sf, self.id, doc.sha256)
+                    self._pinned.add(doc.sha256)
                 part = _Part(doc, self._store.writer(blob_key(doc.sha256)), fresh=True)
-            except StorageError as exc:
-                raise StorageFailure(f"document storage is unavailable: {exc}") from None
+        except StorageError as exc:
+            raise StorageFailure(f"document storage is unavailable: {exc}") from None
         self._parts[name] = part
         self._current = part
         return part
 
-    def _blob_committed(self, sha256: str) -> bool:
-        with self._sf() as s:
-            return s.get(Blob, sha256) is not None
+    def _stored_intact(self, doc: DocumentIn) -> bool:
+        """Whether recorded bytes can be relied on as stored: not found missing or corrupt by a
+        check, and present at their size. Otherwise this upload repairs them."""
+        if self._known_blobs[doc.sha256] in ("missing", "corrupt"):
+            return False
+        try:
+            return self._store.stat(blob_key(doc.sha256)).size == doc.size
+        except ObjectNotFound:
+            return False
 
     def close_part(self, part: _Part) -> None:
         doc = part.doc
@@ -251,7 +265,9 @@ class Deposit:
             if existing is None:
                 raise
             self.existing = existing
+            self._release_pins()  # the first deposit recorded the same blobs
             return existing
+        self._pinned.clear()  # dropped by the recording transaction
         self._apply_retention()
         return result
 
@@ -261,6 +277,8 @@ class Deposit:
         with self._sf.begin() as s:
             app = registry.upsert_application(s, m.office, m.application)
             self._insert_blobs(s)
+            blobs.unpin_all(s, self.id)
+            self._record_repairs(s)
             received_at = utcnow()
             dossier = Dossier(
                 id=str(uuid.uuid4()),
@@ -323,6 +341,18 @@ class Deposit:
             s.execute(update(Blob).where(Blob.sha256.in_(list(rows)), Blob.retained_until < self._retain_until)
                       .values(retained_until=self._retain_until))
 
+    def _record_repairs(self, s: Session) -> None:
+        """Bytes that failed a check and came again, verified against their digest, are whole."""
+        for sha in sorted({p.doc.sha256 for p in self._parts.values() if p.repair}):
+            blob = s.get(Blob, sha, with_for_update=s.get_bind().dialect.name == "postgresql")
+            if blob is None:
+                continue
+            previous = blob.integrity
+            blob.integrity, blob.verified_at = "ok", utcnow()
+            audit.append(s, action="blob.integrity", outcome="restored", actor=self.caller.actor,
+                         office=self.caller.office, subject=sha, request_id=self.caller.request_id,
+                         detail={"key": blob.key, "previous": previous, "by": "re-deposit"})
+
     def _apply_retention(self) -> None:
         """COMPLIANCE retention once the deposit is committed (before, a refused deposit would
         leave locked orphans). The deposit's transaction recorded ``blob.retained_until``; the
@@ -335,16 +365,27 @@ class Deposit:
 
     # --- refusal -----------------------------------------------------------------------------
 
-    def refuse(self, exc: BaseException) -> None:
-        """Undo whatever reached storage and record the refusal. Never raises."""
-        for part in self._parts.values():
+    def _release_pins(self) -> None:
+        """Drop this deposit's pins; remove bytes it wrote that nothing else relies on."""
+        for sha in sorted(self._pinned):
             try:
-                if not part.done:
+                blobs.release(self._sf, self._store, self.id, sha)
+                self._pinned.discard(sha)
+            except Exception:  # noqa: BLE001 - a kept pin goes stale; the orphan sweep decides then
+                log.exception("releasing blob %s of a refused deposit failed; the orphan sweep will", sha)
+
+    def refuse(self, exc: BaseException) -> None:
+        """Undo whatever reached storage and record the refusal. Never raises.
+
+        Only bytes that no committed or in-flight deposit relies on are removed (``blobs``):
+        another deposit of the same document may be uploading, or acknowledged, meanwhile."""
+        for part in self._parts.values():
+            if not part.done:
+                try:
                     part.writer.abort()
-                elif part.fresh and not self._blob_committed(part.doc.sha256):
-                    self._store.discard(blob_key(part.doc.sha256), part.version)
-            except Exception:  # noqa: BLE001 - the orphan sweep removes what is left
-                log.exception("cleanup of a refused deposit failed; the orphan sweep will remove it")
+                except Exception:  # noqa: BLE001 - the sweep removes partial uploads
+                    log.exception("aborting a refused deposit's upload failed; the sweep will remove it")
+        self._release_pins()
         try:
             code = exc.code if isinstance(exc, DepositRefused | StorageFailure) else "internal-error"
             detail = {"manifest_sha256": self.manifest_sha256, "kid": self.kid}

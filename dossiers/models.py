@@ -201,6 +201,19 @@ class Blob(Base):
     integrity: Mapped[str] = mapped_column(String(16), default="unverified")
 
 
+class BlobPin(Base):
+    """A deposit in flight relies on a blob's bytes: from before its writer touches storage until
+    its transaction commits the blob row (or it is refused). A refusal or the orphan sweep may
+    remove stored bytes only when no blob row and no pin name them (``dossiers.blobs``)."""
+
+    __tablename__ = "blob_pin"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deposit_id: Mapped[str] = mapped_column(String(36), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AuditHead(Base):
     """A single row: the chain's last sequence number and hash. Locking it orders appends."""
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from crypto import secrets
@@ -117,7 +119,7 @@ def create_client(s: Session, *, office_code: str | None, roles: list[str], name
         raise InvalidRequest("an exchange client without an office has exactly the admin role")
     secret = secrets.new_secret()
     client = Client(client_id=secrets.new_id("cl_"), office_code=office_code, name=name,
-                    secret_hash=secrets.hash_secret(secret), roles=sorted(set(roles)))
+                    secret_hash=secrets.hash_client_secret(secret), roles=sorted(set(roles)))
     s.add(client)
     s.flush()
     audit.append(s, action="client.create", outcome="ok", actor=actor, office=office_code,
@@ -126,10 +128,19 @@ def create_client(s: Session, *, office_code: str | None, roles: list[str], name
 
 
 def authenticate_client(s: Session, client_id: str, secret: str) -> Client | None:
+    """The client whose secret this is, or ``None``; an unknown client costs what a known one does."""
     client = s.get(Client, client_id) if client_id else None
-    ok = secrets.secret_matches(client.secret_hash if client else None, secret)
+    ok = secrets.client_secret_matches(client.secret_hash if client else None, secret)
     if not ok or client is None or client.disabled_at is not None:
         return None
+    upgraded = secrets.upgraded_client_hash(client.secret_hash, secret)
+    if upgraded is not None:
+        # An Argon2 hash from before client secrets were hashed fast. Only if it is still the
+        # stored one: a rotation committed meanwhile must not be undone with the old secret.
+        s.execute(update(Client).where(Client.client_id == client.client_id,
+                                       Client.secret_hash == client.secret_hash)
+                  .values(secret_hash=upgraded).execution_options(synchronize_session=False))
+        s.expire(client, ["secret_hash"])
     return client
 
 
@@ -188,7 +199,7 @@ def rotate_client_secret(s: Session, office_code: str | None, client_id: str, *,
     """A new secret, returned once; the old secret and every token got with it stop at once."""
     client = get_client(s, office_code, client_id)
     secret = secrets.new_secret()
-    client.secret_hash = secrets.hash_secret(secret)
+    client.secret_hash = secrets.hash_client_secret(secret)
     client.credential_version += 1
     s.flush()
     audit.append(s, action="client.rotate_secret", outcome="ok", actor=actor, office=office_code,
@@ -201,10 +212,17 @@ def rotate_client_secret(s: Session, office_code: str | None, client_id: str, *,
 def upsert_application(s: Session, office: str, data) -> Application:
     """Register or update an office's application from manifest or API data (bibliographic)."""
     key = numbers.normalise(office, data.number)
-    app = s.scalars(select(Application).where(Application.office_code == office, Application.number_key == key)).first()
-    if app is None:
-        app = Application(office_code=office, number=data.number, number_key=key)
-        s.add(app)
+    # Insert-or-keep, then lock the row: deposits of several dossiers for one new application
+    # arrive at once, and a select-then-insert would fail all but one of them.
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    created = s.execute(
+        insert(Application).values(office_code=office, number=data.number, number_key=key, ipc=[])
+        .on_conflict_do_nothing(index_elements=["office_code", "number_key"])
+    ).rowcount == 1
+    q = select(Application).where(Application.office_code == office, Application.number_key == key)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    app = s.scalars(q.execution_options(populate_existing=True)).one()
     old_pct_key = app.pct_key
     app.filing_date = data.filing_date
     app.title = data.title
@@ -216,7 +234,7 @@ def upsert_application(s: Session, office: str, data) -> Application:
         app.publication_key = numbers.normalise(office, data.publication.number)
         app.publication_date = data.publication.date
     wanted = [(p.office, p.number, numbers.normalise(p.office, p.number), p.date) for p in data.priorities]
-    if app.id is None or [(p.office, p.number, p.number_key, p.date) for p in app.priorities] != wanted \
+    if created or [(p.office, p.number, p.number_key, p.date) for p in app.priorities] != wanted \
             or app.pct_key != old_pct_key:
         app.priorities = [PriorityClaim(office=o, number=n, number_key=k, date=d) for o, n, k, d in wanted]
         s.flush()

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crypto.digests import StreamingHasher
-from dossiers import audit, outbox
+from dossiers import audit, blobs, outbox
 from dossiers.db import utcnow
 from dossiers.models import AuditEntry, Blob, Document
 from dossiers.storage import (
@@ -43,6 +43,9 @@ PREFIX = "sha256/"
 # date this close below the recorded one is the same date, not a retention to repair.
 RETENTION_SLACK = timedelta(seconds=1)
 SWEEP_BATCH = 500
+# A live upload touches its temporary file at least every body idle timeout (seconds); an hour
+# untouched is a writer that died with its process.
+PARTIAL_GRACE = timedelta(hours=1)
 
 
 @dataclass
@@ -60,6 +63,7 @@ class SweepResult:
     examined: int = 0
     deleted: int = 0
     kept_retained: int = 0
+    partial_removed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -205,9 +209,10 @@ def _already_reported(s: Session, sha256: str, reason: str | None) -> bool:
 # --- orphan sweep --------------------------------------------------------------------------------
 
 def sweep_orphans(session_factory: sessionmaker, store: BlobStore, *, grace: timedelta = timedelta(hours=24),
-                  now: datetime | None = None) -> SweepResult:
-    """Delete stored objects under ``sha256/`` that no blob row names and that are older than
-    ``grace``.
+                  partial_grace: timedelta = PARTIAL_GRACE, now: datetime | None = None) -> SweepResult:
+    """Delete stored objects under ``sha256/`` that no blob row or live deposit names and that are
+    older than ``grace``; first remove partial uploads untouched for ``partial_grace`` (temporary
+    files, incomplete multipart uploads: what a process killed mid-upload leaves).
 
     A deposit writes its objects before the transaction that records their rows commits, so
     a young object without a row may be one in flight: it is kept. Objects under retention
@@ -217,6 +222,14 @@ def sweep_orphans(session_factory: sessionmaker, store: BlobStore, *, grace: tim
     cutoff = now - grace
     result = SweepResult()
     batch: list[ObjectInfo] = []
+    try:
+        result.partial_removed = store.sweep_partial(now - partial_grace)
+    except StorageUnavailable as exc:
+        result.errors.append(str(exc))
+        log.warning("orphan sweep stopped early: %s", exc)
+        return result
+    except StorageError as exc:
+        result.errors.append(f"partial uploads: {exc}")
     try:
         for info in store.list(PREFIX):
             result.examined += 1
@@ -249,12 +262,10 @@ def _sweep_batch(session_factory: sessionmaker, store: BlobStore, batch: list[Ob
         if info.key in known or not _old(info, cutoff):
             continue
         try:
-            # Look again just before deleting: a deposit may have rewritten the object (a new
-            # modification time) or recorded its row since the listing.
-            fresh = store.stat(info.key)
-            if not _old(fresh, cutoff) or _known(session_factory, [info.key]):
-                continue
-            store.delete(info.key)
+            # The last look happens under the blob's lock (``dossiers.blobs``): no deposit can
+            # pin these bytes meanwhile, and pins as old as the grace belong to dead deposits.
+            gone = blobs.remove_orphan(session_factory, store, info.key.rsplit("/", 1)[-1],
+                                       pins_before=cutoff, modified_before=cutoff)
         except ObjectRetained:
             result.kept_retained += 1
             continue
@@ -265,9 +276,11 @@ def _sweep_batch(session_factory: sessionmaker, store: BlobStore, batch: list[Ob
         except StorageError as exc:
             result.errors.append(f"{info.key}: {exc}")
             continue
+        if gone is None:
+            continue
         result.deleted += 1
         with session_factory.begin() as s:
             audit.append(s, action="blob.sweep", outcome="deleted", actor=ACTOR, subject=info.key,
                          reason="no blob row", detail={
-                             "size": fresh.size,
-                             "last_modified": fresh.last_modified.isoformat() if fresh.last_modified else None})
+                             "size": gone.size,
+                             "last_modified": gone.last_modified.isoformat() if gone.last_modified else None})

@@ -73,7 +73,9 @@ class BlobStore(Protocol):
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the store answers."""
 
-    def writer(self, key: str) -> BlobWriter: ...
+    def writer(self, key: str, *, repair: bool = False) -> BlobWriter:
+        """A writer for ``key``. An object already there is kept as it is, unless ``repair``
+        (the caller verified the new bytes against their digest and the stored ones failed)."""
 
     def open(self, key: str, chunk_size: int = CHUNK_SIZE) -> BlobReader: ...
 
@@ -88,9 +90,13 @@ class BlobStore(Protocol):
         """Remove every version of the object; :class:`ObjectRetained` if it is locked."""
 
     def discard(self, key: str, version: str | None) -> None:
-        """Remove exactly the object version a writer of ours committed (after a failed
-        deposit); a version written since by anyone else stays. Never raises for a
-        missing object."""
+        """Remove exactly the object version a writer of ours committed, or with ``version``
+        None every version (only once nothing relies on the bytes: ``dossiers.blobs``).
+        Never raises for a missing object."""
+
+    def sweep_partial(self, older_than: datetime) -> int:
+        """Remove what uploads cut short by a crash left behind (temporary files, incomplete
+        multipart uploads) untouched since ``older_than``; return how many."""
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 

@@ -7,6 +7,7 @@ enforced by :meth:`delete`; a local directory is not WORM storage against root.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import uuid
@@ -21,9 +22,10 @@ _RETENTION = ".retention"
 
 
 class _LocalWriter:
-    def __init__(self, store: "LocalStore", key: str):
+    def __init__(self, store: "LocalStore", key: str, repair: bool = False):
         self._store = store
         self._key = key
+        self._repair = repair
         fd, self._tmp = tempfile.mkstemp(dir=store.root / _TMP, prefix=uuid.uuid4().hex)
         self._f = os.fdopen(fd, "wb")
         self._size = 0
@@ -46,12 +48,29 @@ class _LocalWriter:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(self._tmp, 0o444)
             inode = os.stat(self._tmp).st_ino
-            os.replace(self._tmp, final)
+            if self._repair:
+                # The caller checked these bytes against their digest and the stored file
+                # failed its own check: the genuine bytes take its place.
+                os.replace(self._tmp, final)
+            else:
+                inode = self._link_no_replace(final, inode)
         except OSError as exc:
             self.abort()
             raise StorageUnavailable(f"local store commit failed: {exc}") from None
         self._done = True
         return ObjectInfo(self._key, self._size, version=str(inode))
+
+    def _link_no_replace(self, final: Path, inode: int) -> int:
+        """Put the file in place unless one is there already, which is then kept as it is:
+        keys derive from the content, and another deposit may be relying on that very file.
+        Returns the inode now under the key."""
+        try:
+            os.link(self._tmp, final)
+        except FileExistsError:
+            inode = os.stat(final).st_ino
+        finally:
+            os.unlink(self._tmp)
+        return inode
 
     def abort(self) -> None:
         if self._done:
@@ -116,10 +135,10 @@ class LocalStore:
         if not (self.root / _TMP).is_dir() or not os.access(self.root / _TMP, os.W_OK):
             raise StorageUnavailable(f"local store {self.root} is not writable")
 
-    def writer(self, key: str) -> _LocalWriter:
+    def writer(self, key: str, *, repair: bool = False) -> _LocalWriter:
         check_key(key)
         try:
-            return _LocalWriter(self, key)
+            return _LocalWriter(self, key, repair)
         except OSError as exc:
             raise StorageUnavailable(f"local store unavailable: {exc}") from None
 
@@ -161,12 +180,22 @@ class LocalStore:
     def retain(self, key: str, until: datetime) -> None:
         if not self.exists(key):
             raise ObjectNotFound(key)
-        current = self._retained_until(key)
-        if current is not None and current >= until:
-            return  # COMPLIANCE retention is never shortened
         p = self._retention_path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(until.astimezone(timezone.utc).isoformat())
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            # Deposits sharing a blob retain it at once, in several processes: read, compare and
+            # write under one lock, and replace the file whole (a reader never sees it half-written).
+            with open(self.root / _RETENTION / ".lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                current = self._retained_until(key)
+                if current is not None and current >= until:
+                    return  # COMPLIANCE retention is never shortened
+                fd, tmp = tempfile.mkstemp(dir=self.root / _TMP, prefix="retention-")
+                with os.fdopen(fd, "w") as f:
+                    f.write(until.astimezone(timezone.utc).isoformat())
+                os.replace(tmp, p)
+        except OSError as exc:
+            raise StorageUnavailable(f"local store retention failed: {exc}") from None
 
     def delete(self, key: str) -> None:
         until = self._retained_until(key)
@@ -184,14 +213,35 @@ class LocalStore:
         if until is not None and until > datetime.now(timezone.utc):
             raise ObjectRetained(f"{key} is retained until {until.isoformat()}")
         try:
-            # The inode identifies what our writer renamed into place; a later writer's
-            # rename brings another inode, which is left alone.
+            # A version is the inode a writer put in place; with no version, whatever is there.
             if version is None or str(path.stat().st_ino) == version:
                 path.unlink()
         except FileNotFoundError:
             pass
         except OSError as exc:
             raise StorageUnavailable(str(exc)) from None
+
+    def sweep_partial(self, older_than: datetime) -> int:
+        """Remove temporary files that no writer touched since ``older_than``: what a process
+        killed mid-upload left behind (a live writer's file is modified as bytes arrive)."""
+        removed = 0
+        cutoff = older_than.timestamp()
+        try:
+            entries = list(os.scandir(self.root / _TMP))
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise StorageUnavailable(f"local store listing failed: {exc}") from None
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue  # committed or aborted meanwhile
+            except OSError as exc:
+                raise StorageUnavailable(f"removing {entry.path} failed: {exc}") from None
+        return removed
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         self._check_root()

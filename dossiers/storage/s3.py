@@ -245,7 +245,10 @@ class S3Store:
         except _TRANSPORT_ERRORS as exc:
             raise _map(exc) from None
 
-    def writer(self, key: str) -> _S3Writer:
+    def writer(self, key: str, *, repair: bool = False) -> _S3Writer:
+        # Every put is a new version of the key; readers get the latest. Writing bytes that are
+        # already there is harmless (a refused deposit removes only what nothing relies on), and
+        # a repair's verified bytes become the version that is read.
         return _S3Writer(self, check_key(key))
 
     def open(self, key: str, chunk_size: int = CHUNK_SIZE) -> _S3Reader:
@@ -322,6 +325,32 @@ class S3Store:
                 raise _map(exc, key) from None
         except _TRANSPORT_ERRORS as exc:
             raise _map(exc, key) from None
+
+    def sweep_partial(self, older_than: datetime) -> int:
+        """Abort multipart uploads initiated before ``older_than`` (a process killed mid-upload
+        never completes or aborts its own). minio's client has no public call for listing
+        uploads; its internal S3 calls are used here, inside the adapter, at the pinned version."""
+        removed = 0
+        key_marker = upload_marker = None
+        try:
+            while True:
+                page = self._client._list_multipart_uploads(
+                    self.bucket, prefix="sha256/", key_marker=key_marker, upload_id_marker=upload_marker,
+                    max_uploads=1000)
+                for up in page.uploads:
+                    started = up.initiated_time
+                    if started is not None and started.tzinfo is None:
+                        started = started.replace(tzinfo=timezone.utc)
+                    if started is not None and started < older_than:
+                        self._client._abort_multipart_upload(self.bucket, up.object_name, up.upload_id)
+                        removed += 1
+                if not page.is_truncated or not page.next_key_marker:
+                    return removed
+                # minio 7.2 stores the next upload-id marker under a misspelt attribute name.
+                key_marker = page.next_key_marker
+                upload_marker = page.next_upload_id_marker or getattr(page, "self._next_upload_id_marker", None)
+        except _TRANSPORT_ERRORS as exc:
+            raise _map(exc) from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         try:
