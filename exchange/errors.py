@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crypto.errors import CryptoError
@@ -158,6 +159,29 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, code, title, str(exc.detail) if exc.detail else None,
                        instance=request.url.path, headers=getattr(exc, "headers", None),
                        request_id=_request_id(request))
+
+    @app.exception_handler(sa_exc.DataError)
+    async def _data(request: Request, exc: sa_exc.DataError):
+        # The last line behind exchange/guards.py: PostgreSQL refuses NUL in text ("cannot
+        # contain NUL") and in jsonb ("\u0000 cannot be converted"), wherever a value came from.
+        if "NUL" in str(exc.orig) or "\\u0000" in str(exc.orig):
+            return answer(request, 400, "nul-character", "Request holds a NUL character",
+                          "a value holds a NUL character (U+0000), which the exchange does not accept")
+        return await _internal(request, exc)
+
+    @app.exception_handler(sa_exc.IntegrityError)
+    async def _integrity(request: Request, exc: sa_exc.IntegrityError):
+        # Two requests raced to create one thing: each service looks first and answers 409 for
+        # what exists; the loser of the race meets the unique constraint instead, and answers
+        # the same (its transaction is rolled back, nothing of it kept).
+        orig = exc.orig
+        if getattr(orig, "sqlstate", None) not in ("23505", "23503") and not any(
+                m in str(orig) for m in ("UNIQUE constraint failed", "FOREIGN KEY constraint failed")):
+            return await _internal(request, exc)  # NOT NULL, CHECK: a bug, not a race
+        log.info("constraint on %s %s: %s", request.method, request.url.path, orig)
+        return answer(request, 409, "conflict", "Conflict",
+                      "the same thing was created by a request that was processed at the same time; "
+                      "read it back, or retry")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
