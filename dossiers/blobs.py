@@ -67,6 +67,13 @@ def release(session_factory: sessionmaker, store: BlobStore, deposit_id: str, sh
         return True
 
 
+def drop_stale_pins(session_factory: sessionmaker, *, before: datetime) -> int:
+    """Drop pins older than ``before``: no deposit runs that long, so their process died. Safe
+    without the lock: a dropped pin only lets a later, locked look remove bytes."""
+    with session_factory.begin() as s:
+        return s.execute(delete(BlobPin).where(BlobPin.created_at < before)).rowcount
+
+
 def remove_orphan(session_factory: sessionmaker, store: BlobStore, sha256: str, *, pins_before: datetime,
                   modified_before: datetime):
     """The orphan sweep's last look, under the lock: drop pins older than ``pins_before`` (their

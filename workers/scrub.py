@@ -64,6 +64,7 @@ class SweepResult:
     deleted: int = 0
     kept_retained: int = 0
     partial_removed: int = 0
+    stale_pins: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -222,6 +223,7 @@ def sweep_orphans(session_factory: sessionmaker, store: BlobStore, *, grace: tim
     cutoff = now - grace
     result = SweepResult()
     batch: list[ObjectInfo] = []
+    result.stale_pins = blobs.drop_stale_pins(session_factory, before=cutoff)
     try:
         result.partial_removed = store.sweep_partial(now - partial_grace)
     except StorageUnavailable as exc:
