@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from email.message import Message
 
+import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser
 from starlette.concurrency import run_in_threadpool
@@ -92,7 +93,10 @@ async def receive(request: Request, deposit: Deposit, *, max_bytes: int) -> Depo
         result = await _receive(request, deposit, max_bytes=max_bytes)
     except BaseException as exc:
         metrics.deposit_refused(_refusal_code(exc))
-        await run_in_threadpool(deposit.refuse, exc)
+        # Shielded: a request cancelled mid-upload (server shutdown, a time limit) must still
+        # undo what reached storage and release its pins.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(deposit.refuse, exc)
         raise
     manifest = deposit.manifest
     metrics.deposit_accepted(deposit.caller.office, result.created,
