@@ -41,6 +41,16 @@ class Unauthenticated(DomainError):
     code, title = "unauthenticated", "Authentication required"
 
 
+class TooManyRequests(DomainError):
+    """Too many attempts from one address or at one account; ``retry_after`` is in seconds."""
+
+    code, title = "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **extra):
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
 class SelfLockout(Conflict):
     code, title = "self-lockout", "Would lock the caller out"
 

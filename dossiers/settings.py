@@ -18,6 +18,20 @@ def _int(env: dict, name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _limit(env: dict, name: str, default: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() != "off":
+        from limits import parse_many
+
+        try:
+            parse_many(raw)
+        except ValueError:
+            raise SystemExit(f"{name} must be a rate such as 60/minute (or off), not {raw!r}") from None
+    return raw
+
+
 def _schedule(raw: str | None) -> tuple[int, ...]:
     if not raw:
         return (5, 60, 300, 1800, 7200, 21600, 43200, 86400, 86400)
@@ -51,6 +65,23 @@ class Settings:
     # A published outbox event that no worker processed within this many seconds is published again.
     outbox_republish_seconds: int = 300
     log_level: str = "INFO"
+    # Rate limits on the credential checks, in the ``limits`` library's notation ("60/minute",
+    # "10 per minute; 100 per hour"), or "off". Per client address (as uvicorn sees it: behind a
+    # proxy set FORWARDED_ALLOW_IPS) and per account (the username or client_id sent).
+    signin_limit_per_address: str = "60/minute"
+    signin_limit_per_account: str = "10/minute"
+    token_limit_per_address: str = "300/minute"
+    token_limit_per_client: str = "60/minute"
+    # Where the counts are kept; unset: the broker's Redis when the broker is Redis, else in memory.
+    rate_limit_storage_url: str | None = None
+
+    @property
+    def rate_limit_storage(self) -> str:
+        if self.rate_limit_storage_url:
+            return self.rate_limit_storage_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "memory://"
 
     @property
     def issuer(self) -> str:
@@ -82,6 +113,11 @@ class Settings:
             overdue_days=_int(env, "EXCHANGE_OVERDUE_DAYS", 120),
             outbox_republish_seconds=_int(env, "EXCHANGE_OUTBOX_REPUBLISH_SECONDS", 300),
             log_level=env.get("EXCHANGE_LOG_LEVEL") or "INFO",
+            signin_limit_per_address=_limit(env, "EXCHANGE_SIGNIN_LIMIT_PER_ADDRESS", "60/minute"),
+            signin_limit_per_account=_limit(env, "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT", "10/minute"),
+            token_limit_per_address=_limit(env, "EXCHANGE_TOKEN_LIMIT_PER_ADDRESS", "300/minute"),
+            token_limit_per_client=_limit(env, "EXCHANGE_TOKEN_LIMIT_PER_CLIENT", "60/minute"),
+            rate_limit_storage_url=env.get("EXCHANGE_RATE_LIMIT_STORAGE_URL") or None,
         )
         values.update(overrides)
         return cls(**values)

@@ -8,13 +8,13 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from crypto import secrets as csecrets
 
 from . import audit
-from .db import utcnow
+from .db import UTCDateTime, utcnow
 from .errors import Conflict, InvalidRequest, NotFound, SelfLockout
 from .models import Office, WebSession, WebUser
 
@@ -25,9 +25,14 @@ SESSION_LIFETIME = timedelta(hours=12)
 MIN_PASSWORD = 12
 
 
+# The one answer to every refused sign-in: an unknown username, a wrong password, a locked or a
+# disabled account read the same, so the form does not tell which usernames exist.
+REFUSED = (f"Wrong username or password. After {MAX_FAILURES} failed attempts an account is locked for "
+           f"{int(LOCKOUT.total_seconds() // 60)} minutes.")
+
+
 class SignInRefused(Exception):
-    """Wrong username or password, a locked or disabled account: one message for all but
-    the lock-out, so the form does not tell which usernames exist."""
+    """Wrong username or password, a locked or disabled account: one message (:data:`REFUSED`)."""
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -52,7 +57,7 @@ def create_user(s: Session, *, username: str, display_name: str, office: str | N
         raise Conflict(f"the username {username} is taken")
     user = WebUser(id=str(uuid.uuid4()), username=username, display_name=display_name or username,
                    office_code=office, roles=sorted(set(roles)), email=email,
-                   password_hash=csecrets.hash_secret(password))
+                   password_hash=csecrets.hash_password(password))
     s.add(user)
     s.flush()
     audit.append(s, action="user.create", outcome="ok", actor=actor, office=office, subject=username,
@@ -113,7 +118,7 @@ def reset_password(s: Session, office: str | None, user_id: str, password: str, 
     if len(password) < MIN_PASSWORD:
         raise InvalidRequest(f"a password has at least {MIN_PASSWORD} characters")
     user = get_user(s, office, user_id)
-    user.password_hash = csecrets.hash_secret(password)
+    user.password_hash = csecrets.hash_password(password)
     user.failed_attempts, user.locked_until = 0, None
     _end_sessions(s, user)
     s.flush()
@@ -132,26 +137,57 @@ def unlock_user(s: Session, office: str | None, user_id: str, *, actor: str) -> 
     return user
 
 
+def _count_failure(s: Session, user_id: str, now) -> bool:
+    """One failed attempt, counted in a single statement so that parallel attempts cannot lose
+    each other's count; the attempt that reaches :data:`MAX_FAILURES` locks the account in the
+    same statement. Attempts while the account is locked do not count (and do not extend it).
+    Returns False when the account was locked already."""
+    reaches = WebUser.failed_attempts + 1 >= MAX_FAILURES
+    counted = s.execute(
+        update(WebUser)
+        .where(WebUser.id == user_id, or_(WebUser.locked_until.is_(None), WebUser.locked_until <= now))
+        .values(failed_attempts=case((reaches, 0), else_=WebUser.failed_attempts + 1),
+                locked_until=case((reaches, literal(now + LOCKOUT, UTCDateTime)), else_=WebUser.locked_until))
+        .returning(WebUser.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return counted is not None
+
+
+def _clear_failures(s: Session, user_id: str, now) -> bool:
+    """Let the person in: only if the account is neither locked nor disabled at this moment (a
+    lock set by a parallel attempt since the row was read wins). Returns False when refused."""
+    cleared = s.execute(
+        update(WebUser)
+        .where(WebUser.id == user_id, WebUser.disabled_at.is_(None),
+               or_(WebUser.locked_until.is_(None), WebUser.locked_until <= now))
+        .values(failed_attempts=0, locked_until=None)
+        .returning(WebUser.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return cleared is not None
+
+
 def sign_in(s: Session, username: str, password: str) -> WebUser:
+    """The person, or :class:`SignInRefused` with the one message :data:`REFUSED`, whether the
+    username is unknown, the password wrong, or the account locked or disabled. Every path does
+    one Argon2 verification, so neither the answer nor its time tells which usernames exist."""
     now = utcnow()
     user = s.scalars(select(WebUser).where(WebUser.username == username.strip().lower())).first()
-    ok = csecrets.secret_matches(user.password_hash if user else None, password)
+    ok = csecrets.password_matches(user.password_hash if user else None, password)
     if user is None:
         audit.append(s, action="user.sign_in", outcome="refused", subject=username[:100], reason="unknown user")
-        raise SignInRefused("Wrong username or password.")
-    if user.locked_until is not None and user.locked_until > now:
-        audit.append(s, action="user.sign_in", outcome="refused", office=user.office_code, subject=user.username,
-                     reason="locked")
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        raise SignInRefused(f"Too many failed attempts: this account is locked for {minutes} more minutes.")
+        raise SignInRefused(REFUSED)
     if not ok or user.disabled_at is not None:
-        user.failed_attempts += 1
-        if user.failed_attempts >= MAX_FAILURES:
-            user.locked_until, user.failed_attempts = now + LOCKOUT, 0
+        counted = _count_failure(s, user.id, now)
+        reason = "locked" if not counted else "wrong password" if not ok else "disabled"
+    else:
+        reason = None if _clear_failures(s, user.id, now) else "locked"
+    s.expire(user, ["failed_attempts", "locked_until"])
+    if reason is not None:
         audit.append(s, action="user.sign_in", outcome="refused", office=user.office_code, subject=user.username,
-                     reason="wrong password" if not ok else "disabled")
-        raise SignInRefused("Wrong username or password.")
-    user.failed_attempts, user.locked_until = 0, None
+                     reason=reason)
+        raise SignInRefused(REFUSED)
     audit.append(s, action="user.sign_in", outcome="ok", office=user.office_code, subject=user.username)
     return user
 

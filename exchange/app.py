@@ -24,6 +24,7 @@ from . import errors, metrics
 from .logs import request_id as request_id_var
 from .relay import Relay
 from .access.auth import TokenService
+from .access.ratelimit import RateLimits
 from .routes import (access, agreements, applications, aspec, audit, dossiers, health, oauth, offices, outbox,
                      stats, watches, webhooks)
 from .settings import Settings
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, store: BlobStore | None = No
     app.state.session_factory = session_factory
     app.state.store = store
     app.state.tokens = TokenService(settings, session_factory)
+    app.state.rate_limits = RateLimits(settings)
     app.state.broker_ping = lambda: broker_ping(settings.broker_url)
     app.state.celery = celery
     app.state.relay = relay

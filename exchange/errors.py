@@ -29,6 +29,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (de.OfficeMismatch, 403),
     (de.DepositInProgress, 409),
     (de.DepositRefused, 422),
+    (de.TooManyRequests, 429),
     (de.Unauthenticated, 401),
     (de.Forbidden, 403),
     (de.NotFound, 404),
@@ -78,10 +79,15 @@ def answer(request: Request, status: int, code: str, title: str, detail: str | N
 def domain_problem(request: Request, exc: de.DomainError) -> JSONResponse:
     status = status_of(exc)
     if getattr(request.state, "web", False):
-        return _web_page(request, status, exc.title, exc.detail)
+        response = _web_page(request, status, exc.title, exc.detail)
+        if isinstance(exc, de.TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.detail}"'}
+    if isinstance(exc, de.TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"}
     extra = {k: v for k, v in (exc.extra or {}).items() if isinstance(v, str | int | list | dict)}
     return problem(status, exc.code, exc.title, exc.detail, instance=request.url.path, headers=headers,
                    errors=exc.errors, request_id=_request_id(request), **extra)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from crypto.keys import public_jwk
 from dossiers import signing_keys
 
+from ..access.ratelimit import rate_limited
 from ..deps import RequestIdDep, SessionDep, TokensDep, public
 from ..schemas import TokenResponse
 
@@ -25,8 +26,10 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
     return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
 
 
-@router.post("/oauth/token", response_model=TokenResponse, dependencies=[Depends(public)],
-             responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}})
+@router.post("/oauth/token", response_model=TokenResponse, dependencies=[Depends(public), rate_limited("token")],
+             responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"},
+                        429: {"description": "too many requests from this address or for this client; "
+                                             "see Retry-After"}})
 def token(
     tokens: TokensDep,
     request_id: RequestIdDep,

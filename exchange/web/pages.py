@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 
 from dossiers import users
 
+from ..access.ratelimit import rate_limited
 from ..deps import SessionDep, public
 from .auth import (
     COOKIE,
@@ -36,7 +37,7 @@ def signin_form(request: Request, next: str | None = None):
     return response
 
 
-@router.post("/signin", dependencies=[Depends(public)])
+@router.post("/signin", dependencies=[Depends(public), rate_limited("signin")])
 def signin(request: Request, session: SessionDep, username: Annotated[str, Form()] = "",
            password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
            next: Annotated[str, Form()] = "/"):

@@ -12,7 +12,7 @@ import pytest
 from crypto import jws, tokens
 from crypto.errors import TokenExpired, TokenInvalid
 from crypto.keys import PublicKey, generate_private_key
-from crypto.secrets import hash_secret, new_id, new_secret, secret_matches
+from crypto.secrets import hash_password, new_id, new_secret, password_matches
 from tests.support import b64u, forge_hs256, unsigned
 
 ISSUER = "https://exchange.test"
@@ -191,43 +191,43 @@ def test_a_token_not_yet_valid_is_invalid(exchange_key, key_map):
         verify(token, key_map)
 
 
-# --- client secrets (crypto/secrets.py) -----------------------------------------------------
+# --- people's passwords (crypto/secrets.py) --------------------------------------------------
 
-def test_a_secret_matches_its_hash():
+def test_a_password_matches_its_hash():
     secret = new_secret()
-    stored = hash_secret(secret)
+    stored = hash_password(secret)
     assert stored.startswith("$argon2id$")
     assert secret not in stored
-    assert secret_matches(stored, secret) is True
+    assert password_matches(stored, secret) is True
 
 
 def test_a_wrong_secret_does_not_match():
-    stored = hash_secret(new_secret())
-    assert secret_matches(stored, new_secret()) is False
-    assert secret_matches(stored, "") is False
+    stored = hash_password(new_secret())
+    assert password_matches(stored, new_secret()) is False
+    assert password_matches(stored, "") is False
 
 
 def test_no_stored_hash_never_matches():
-    assert secret_matches(None, "unknown-client") is False  # not even the dummy's own secret
-    assert secret_matches(None, new_secret()) is False
+    assert password_matches(None, "unknown-person") is False  # not even the dummy's own secret
+    assert password_matches(None, new_secret()) is False
 
 
 def test_an_empty_stored_hash_never_matches():
     """An empty hash (a blanked column) must not fall back to the dummy hash and then match
     the dummy's publicly known secret."""
-    assert secret_matches("", new_secret()) is False
-    assert secret_matches("", "unknown-client") is False
+    assert password_matches("", new_secret()) is False
+    assert password_matches("", "unknown-person") is False
 
 
 def test_a_corrupt_stored_hash_does_not_match():
-    assert secret_matches("not-an-argon2-hash", "anything") is False
+    assert password_matches("not-an-argon2-hash", "anything") is False
 
 
 def test_hashes_are_salted():
     secret = new_secret()
-    a, b = hash_secret(secret), hash_secret(secret)
+    a, b = hash_password(secret), hash_password(secret)
     assert a != b
-    assert secret_matches(a, secret) and secret_matches(b, secret)
+    assert password_matches(a, secret) and password_matches(b, secret)
 
 
 def test_new_secret_and_id_shapes():

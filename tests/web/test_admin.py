@@ -11,6 +11,7 @@ from datetime import timedelta
 import httpx
 import sqlalchemy as sa
 
+from dossiers import users
 from dossiers.db import utcnow
 from dossiers.models import WebhookDelivery
 from tests.support import new_key
@@ -116,13 +117,13 @@ def test_wrong_passwords_lock_the_account(browser, page, web_world):
     page.goto(f"{web_world.url}/admin")
     assert "/signin?next=%2Fadmin" in page.url  # signed out: sent to sign in first
     web_world.sign_in(page, "sg-admin", password="not the password")
-    assert page.locator("#signin-error").inner_text() == "Wrong username or password."
+    assert page.locator("#signin-error").inner_text() == users.REFUSED
     assert "exchange_session" not in cookies(page)
     for _ in range(4):
         web_world.sign_in(page, "sg-admin", password="still not the password")
         assert "exchange_session" not in cookies(page)
     web_world.sign_in(page, "sg-admin")  # the sixth attempt has the right password: too late
-    assert "locked" in page.locator("#signin-error").inner_text()
+    assert page.locator("#signin-error").inner_text() == users.REFUSED  # as for anyone: no tell
     assert "exchange_session" not in cookies(page)
 
     web_world.sign_in(page, "admin")  # the exchange's admin sees the lock and the refusals
@@ -287,7 +288,7 @@ def test_office_admin_disables_unlocks_and_resets_people(browser, page, web_worl
 
         assert not signed_in(ep, url)  # the open session ended: the next load asks to sign in
         web_world.sign_in(ep, "examiner")
-        assert ep.locator("#signin-error").inner_text() == "Wrong username or password."
+        assert ep.locator("#signin-error").inner_text() == users.REFUSED
         assert not signed_in(ep, url)
 
         person_row(page, examiner).get_by_role("button", name="Enable").click()

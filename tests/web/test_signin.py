@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dossiers import users
 from tests.web.conftest import PASSWORD, shot
 
 
@@ -28,10 +29,10 @@ def test_sign_in_and_out(page, web_world):
 def test_wrong_password_and_lock_out(page, web_world):
     for attempt in range(5):
         web_world.sign_in(page, "examiner", password="not the password")
-        assert page.locator("#signin-error").inner_text() == "Wrong username or password."
+        assert page.locator("#signin-error").inner_text() == users.REFUSED
         assert "exchange_session" not in cookies(page)
     web_world.sign_in(page, "examiner")  # the right password, but the account is locked now
-    assert "locked" in page.locator("#signin-error").inner_text()
+    assert page.locator("#signin-error").inner_text() == users.REFUSED  # the same words as for anyone
     assert "exchange_session" not in cookies(page)
     web_world.sign_in(page, "sg-admin")  # others are not affected
     assert "exchange_session" in cookies(page)
@@ -42,7 +43,7 @@ def test_unknown_user_gets_the_same_message(page, web_world):
     page.fill("#username", "nobody@test")
     page.fill("#password", "whatever it is")
     page.click("button[type=submit]")
-    assert page.locator("#signin-error").inner_text() == "Wrong username or password."
+    assert page.locator("#signin-error").inner_text() == users.REFUSED
 
 
 def test_sign_in_form_without_its_csrf_token_is_refused(page, web_world):
