@@ -22,6 +22,8 @@ VISIBILITY_TIMEOUT = 3600
 QUEUE = "exchange"
 
 celery_app = Celery("exchange", include=["workers.outbox", "workers.notify", "workers.tracking", "workers.tasks"])
+# Every consuming worker beats, so /readyz can tell whether any worker consumes.
+celery_app.steps["consumer"].add("workers.heartbeat:Heartbeat")
 
 
 def _filesystem_folder(url: str) -> Path:
@@ -53,6 +55,8 @@ def celery_config(broker_url: str) -> dict:
         folder = _filesystem_folder(broker_url)
         prepare_broker(broker_url)
         conf["broker_url"] = "filesystem://"
+        # kombu's transport with atomic publishing and claiming (workers/fsbroker.py).
+        conf["broker_transport"] = "workers.fsbroker:Transport"
         conf["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
@@ -122,7 +126,7 @@ def prepare_broker(broker_url: str) -> None:
     """Create what a serverless broker needs (the file-system broker's folders)."""
     if broker_url.startswith("filesystem://"):
         folder = _filesystem_folder(broker_url)
-        for sub in ("queue", "processed", "control"):
+        for sub in ("queue", "processed", "control", "heartbeat"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
 
 
