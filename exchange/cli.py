@@ -287,6 +287,25 @@ def scrub(limit: int, sweep_orphans: bool, grace_hours: float) -> None:
         except StorageError as exc:
             _fail(f"document storage is not available: {exc}")
     _echo_json(result)
+    problems = _scrub_problems(result)
+    if problems:
+        click.echo("integrity check FAILED: " + "; ".join(problems), err=True)
+        sys.exit(1)
+
+
+def _scrub_problems(result: dict) -> list[str]:
+    """What keeps a scrub from saying all is well: a document that is corrupt or missing, or
+    one it could not check."""
+    found = result["scrub"]
+    problems = []
+    if found["corrupt"] or found["missing"]:
+        problems.append(f"{found['corrupt']} corrupt and {found['missing']} missing of {found['checked']} documents "
+                        "checked (the audit log names them: action blob.integrity)")
+    if found["errors"]:
+        problems.append(f"{len(found['errors'])} not checked: " + "; ".join(found["errors"][:3]))
+    if result.get("sweep", {}).get("errors"):
+        problems.append("the orphan sweep did not finish: " + "; ".join(result["sweep"]["errors"][:3]))
+    return problems
 
 
 def _month(value: str | None) -> date | None:
