@@ -51,6 +51,13 @@ class TooManyRequests(DomainError):
         self.retry_after = retry_after
 
 
+class RequestTimeout(DomainError):
+    """The client sent its request body too slowly (``exchange/timeouts.py``): whatever it
+    started is refused, as when it disconnects."""
+
+    code, title = "request-timeout", "Request too slow"
+
+
 class SelfLockout(Conflict):
     code, title = "self-lockout", "Would lock the caller out"
 

@@ -32,6 +32,30 @@ def _limit(env: dict, name: str, default: str) -> str:
     return raw
 
 
+def _seconds(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise SystemExit(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
+def _bool(env: dict, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"{name} must be true or false, not {raw!r}")
+
+
 def _schedule(raw: str | None) -> tuple[int, ...]:
     if not raw:
         return (5, 60, 300, 1800, 7200, 21600, 43200, 86400, 86400)
@@ -74,6 +98,15 @@ class Settings:
     token_limit_per_client: str = "60/minute"
     # Where the counts are kept; unset: the broker's Redis when the broker is Redis, else in memory.
     rate_limit_storage_url: str | None = None
+
+    # Slow clients (exchange/timeouts.py): the request line and headers must arrive within
+    # header_timeout_seconds; a body that stops for body_idle_timeout_seconds, or keeps coming
+    # slower than body_min_rate_bytes a second, is cut (408).
+    header_timeout_seconds: float = 20.0
+    body_idle_timeout_seconds: float = 30.0
+    body_min_rate_bytes: int = 500
+    # /readyz also requires a worker that consumes (a heartbeat; `exchange serve` turns it on).
+    ready_requires_worker: bool = False
 
     @property
     def rate_limit_storage(self) -> str:
@@ -118,6 +151,10 @@ class Settings:
             token_limit_per_address=_limit(env, "EXCHANGE_TOKEN_LIMIT_PER_ADDRESS", "300/minute"),
             token_limit_per_client=_limit(env, "EXCHANGE_TOKEN_LIMIT_PER_CLIENT", "60/minute"),
             rate_limit_storage_url=env.get("EXCHANGE_RATE_LIMIT_STORAGE_URL") or None,
+            header_timeout_seconds=_seconds(env, "EXCHANGE_HEADER_TIMEOUT_SECONDS", 20.0),
+            body_idle_timeout_seconds=_seconds(env, "EXCHANGE_BODY_IDLE_TIMEOUT_SECONDS", 30.0),
+            body_min_rate_bytes=max(0, _int(env, "EXCHANGE_BODY_MIN_RATE_BYTES", 500)),
+            ready_requires_worker=_bool(env, "EXCHANGE_READY_REQUIRES_WORKER", False),
         )
         values.update(overrides)
         return cls(**values)

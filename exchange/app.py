@@ -28,6 +28,7 @@ from .access.ratelimit import RateLimits
 from .routes import (access, agreements, applications, aspec, audit, dossiers, health, oauth, offices, outbox,
                      stats, watches, webhooks)
 from .settings import Settings
+from .timeouts import BodyTimeouts
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, store: BlobStore | None = No
     app.state.celery = celery
     app.state.relay = relay
 
+    app.add_middleware(BodyTimeouts)  # outside the others but RequestContext: their body reads are limited too
     app.add_middleware(RequestContext)
     errors.install(app)
     for module in (health, oauth, offices, applications, agreements, dossiers, aspec, access, audit, stats, webhooks,

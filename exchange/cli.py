@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -34,19 +35,22 @@ def main() -> None:
               help="API processes (the API is stateless; on PostgreSQL use one per core)")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API. On the embedded default (SQLite) the schema is migrated first and a Celery
-    worker runs beside it."""
+    worker runs beside it, restarted if it dies."""
+    # A served exchange is ready only while some worker consumes its events (a heartbeat), unless
+    # the operator says otherwise; the API processes of --workers N read it from the environment.
+    os.environ.setdefault("EXCHANGE_READY_REQUIRES_WORKER", "true")
     settings = Settings.from_env()
     log_config = _configure_logging(settings)
-    worker_proc = None
+    embedded = None
     if settings.embedded:
         _prepare_embedded(settings)
-        worker_proc = _embedded_worker(settings)
+        embedded = _embedded_worker(settings)
     try:
         with exit_on_sigterm():
-            _serve(settings, host, port, workers, log_config)
+            _serve(settings, host, port, workers, log_config, embedded_worker=embedded)
     finally:
-        if worker_proc is not None:
-            stop_process(worker_proc)
+        if embedded is not None:
+            stop_process(embedded)
 
 
 @contextmanager
@@ -65,9 +69,15 @@ def exit_on_sigterm():
 
 
 def stop_process(proc, timeout: float = 20) -> None:
-    """Stop a child process: SIGTERM (a Celery worker finishes its task), then SIGKILL."""
+    """Stop a child process: SIGTERM (a Celery worker finishes its task), then SIGKILL. An
+    embedded worker is stopped with its supervision."""
     import subprocess
 
+    from .embedded import EmbeddedWorker
+
+    if isinstance(proc, EmbeddedWorker):
+        proc.stop(timeout)
+        return
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -79,27 +89,31 @@ def stop_process(proc, timeout: float = 20) -> None:
 
 def _embedded_worker(settings: Settings):
     """On the embedded default, notifications flow through a real Celery worker (with its
-    scheduler) beside the API, over the file-system broker: the same code paths as production."""
-    import subprocess
+    scheduler) beside the API, over the file-system broker: the same code paths as production.
+    It is supervised: restarted with a back-off whenever it exits unasked (exchange/embedded.py)."""
+    from .embedded import EmbeddedWorker
 
-    log_path = settings.home / "worker.log"
-    return subprocess.Popen([sys.executable, "-m", "exchange.cli", "worker", "--beat", "--pool=solo",
-                             "--concurrency=1"], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+    return EmbeddedWorker(settings).start()
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int, log_config: dict | None = None) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int, log_config: dict | None = None,
+           embedded_worker=None) -> None:
     import uvicorn
 
     from .app import create_app
+    from .timeouts import H11Protocol
 
-    # uvicorn applies log_config in each of its processes: every line in the chosen format.
-    options = dict(host=host, port=port, log_level=settings.log_level.lower())
+    # uvicorn applies log_config in each of its processes: every line in the chosen format. The
+    # HTTP protocol is uvicorn's h11 one with a time limit on the request headers.
+    options = dict(host=host, port=port, log_level=settings.log_level.lower(), http=H11Protocol)
     if log_config is not None:
         options["log_config"] = log_config
     if workers > 1:
         uvicorn.run("exchange.app:create_app", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        app.state.embedded_worker = embedded_worker  # /readyz asks it whether the worker runs
+        uvicorn.run(app, **options)
 
 
 def _configure_logging(settings: Settings) -> dict:
@@ -144,6 +158,9 @@ def worker(concurrency: int, with_beat: bool, pool: str) -> None:
     settings = Settings.from_env()
     _configure_logging(settings)
     app = configure(settings)
+    from .embedded import exit_with_parent
+
+    exit_with_parent()  # when it is the embedded worker of an `exchange serve`: it ends with it
     args = ["worker", f"--loglevel={settings.log_level}", f"--concurrency={concurrency}", f"--pool={pool}",
             "--without-gossip", "--without-mingle", "-Q", "exchange"]
     if format_from_env() == "json":

@@ -22,6 +22,7 @@ PROBLEM = "application/problem+json"
 # Most specific first: the first matching class decides the status.
 STATUS: list[tuple[type[Exception], int]] = [
     (de.BodyTooLarge, 413),
+    (de.RequestTimeout, 408),
     (de.MultipartMalformed, 400),
     (de.ManifestMissing, 400),
     (de.ManifestMalformed, 400),

@@ -1,10 +1,13 @@
-"""What ``/readyz`` checks: the database, the blob store and the broker answer."""
+"""What ``/readyz`` checks: the database, the blob store and the broker answer; and, where the
+settings require it (``exchange serve`` does), that a worker consumes."""
 
 from __future__ import annotations
 
 import time
 
 from sqlalchemy import text
+
+from workers import heartbeat
 
 
 def _timed(fn) -> dict:
@@ -21,8 +24,23 @@ def check_all(state) -> dict:
         with state.engine.connect() as c:
             c.execute(text("SELECT 1"))
 
-    return {
+    checks = {
         "database": _timed(db),
         "storage": _timed(state.store.ping),
         "broker": _timed(state.broker_ping),
     }
+    if state.settings.ready_requires_worker:
+        checks["worker"] = _timed(lambda: worker_ping(state))
+    return checks
+
+
+def worker_ping(state) -> None:
+    """Raise unless a worker consumes: the embedded worker's process runs (when this process
+    supervises it) and some worker's heartbeat is recent (file-system and Redis brokers)."""
+    embedded = getattr(state, "embedded_worker", None)
+    if embedded is not None:
+        embedded.check()
+    try:
+        heartbeat.require_fresh(state.settings.broker_url)
+    except heartbeat.NoHeartbeat:
+        return  # a broker without heartbeats: nothing more to learn cheaply
