@@ -36,6 +36,7 @@ from .errors import (
     DocumentMissing,
     DocumentSizeMismatch,
     DocumentUnexpected,
+    DomainError,
     KeyNotValid,
     KeyRevoked,
     KeyUnknown,
@@ -387,7 +388,7 @@ class Deposit:
                     log.exception("aborting a refused deposit's upload failed; the sweep will remove it")
         self._release_pins()
         try:
-            code = exc.code if isinstance(exc, DepositRefused | StorageFailure) else "internal-error"
+            code = exc.code if isinstance(exc, DomainError) else "internal-error"
             detail = {"manifest_sha256": self.manifest_sha256, "kid": self.kid}
             if isinstance(exc, DepositRefused) and exc.extra:
                 detail.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list)})

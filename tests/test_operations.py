@@ -106,7 +106,8 @@ def test_scrub_prints_its_counts_and_sweeps_orphans_on_request(stack, cli):
 
     out = json.loads(cli("scrub", "--limit", "1", "--sweep-orphans", "--grace-hours", "0").stdout)
     assert out["scrub"]["checked"] == 1 and out["scrub"]["ok"] == 1
-    assert out["sweep"] == {"examined": 3, "deleted": 1, "kept_retained": 0, "errors": []}
+    assert out["sweep"] == {"examined": 3, "deleted": 1, "kept_retained": 0, "partial_removed": 0, "stale_pins": 0,
+                            "errors": []}
     assert not stack.store.exists(orphan)
 
     r = cli("scrub", "--grace-hours", "1", ok=False)
