@@ -309,8 +309,8 @@ def test_a_refused_attempt_is_not_checked(stack):
 def test_limit_settings_from_the_environment(tmp_path):
     embedded = Settings.from_env({"EXCHANGE_HOME": str(tmp_path)})
     assert embedded.rate_limit_storage == "memory://"
-    assert (embedded.signin_limit_per_address, embedded.signin_limit_per_account) == ("60/minute", "10/minute")
-    assert (embedded.token_limit_per_address, embedded.token_limit_per_client) == ("300/minute", "60/minute")
+    assert (embedded.signin_limit_per_address, embedded.signin_limit_per_account) == ("120/minute", "10/minute")
+    assert (embedded.token_limit_per_address, embedded.token_limit_per_client) == ("1200/minute", "300/minute")
     production = Settings.from_env({"EXCHANGE_HOME": str(tmp_path), "EXCHANGE_BROKER_URL": "redis://redis:6379/0"})
     assert production.rate_limit_storage == "redis://redis:6379/0"
     own = Settings.from_env({"EXCHANGE_HOME": str(tmp_path), "EXCHANGE_BROKER_URL": "redis://redis:6379/0",
