@@ -14,7 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, outbox, repository
+from . import audit, outbox, policy, repository
 from .db import utcnow
 from .errors import Forbidden, InvalidRequest, NotFound, NotOwnApplication, ReliedDocumentUnknown
 from .models import AspecRequest, Document, Dossier, Office
@@ -61,6 +61,19 @@ def _english(doc: Document, siblings: list[Document]) -> bool:
                for o in siblings)
 
 
+def _may_rely(s: Session, so_office: str, fo_office: str, fo_app, basis: str | None, doc: Document | None,
+              at: datetime) -> bool:
+    """Whether the SO may name ``doc`` in a request about ``fo_app``. A request may rely on
+    documents the SO cannot see yet (it is what opens them), but only of an application that
+    corresponds to the SO's own: relying on any other must read exactly like relying on a
+    dossier that does not exist (API contract, "What a partner sees of a dossier"). A dossier
+    the SO already sees may be named whatever the correspondence (``NOT_CORRESPONDING`` then
+    tells the SO nothing it could not read)."""
+    if doc is None or fo_app is None or doc.dossier.office_code != fo_office or doc.dossier.application_id != fo_app.id:
+        return False
+    return basis is not None or policy.decide_for(s, so_office, doc.dossier, at).visible
+
+
 def file_request(s: Session, *, so_office: str, route: str, application: dict, first_office_application: dict,
                  relied_documents: list[dict], claim_correspondence: list[dict] | None,
                  requested_on: date | None, actor: str, request_id: str | None = None) -> AspecRequest:
@@ -81,23 +94,22 @@ def file_request(s: Session, *, so_office: str, route: str, application: dict, f
     refs = [(r["dossier_id"], r["document_id"]) for r in relied_documents]
     if not refs:
         raise InvalidRequest("relied_documents must name at least one first-office document")
+    now = utcnow()
+    basis = correspondence_basis(so_app, fo_app) if fo_app is not None else None
     found = repository.documents_by_ref(s, refs)
-    bad = [f"{d}/{i}" for d, i in refs
-           if (d, i) not in found or fo_app is None or found[(d, i)].dossier.office_code != fo_office
-           or found[(d, i)].dossier.application_id != fo_app.id]
+    bad = [f"{d}/{i}" for d, i in refs if not _may_rely(s, so_office, fo_office, fo_app, basis, found.get((d, i)), now)]
     if bad:
-        # The same answer whether a document does not exist or is not the first office's.
+        # The same answer whether a document does not exist, is not the first office's, or is
+        # one the SO may not see of an application that does not correspond to its own.
         raise ReliedDocumentUnknown(f"no such first-office document: {', '.join(bad)}", documents=bad)
     docs = [found[r] for r in refs]
     so = s.get(Office, so_office)
     settings = office_settings(so)
-    now = utcnow()
     on = requested_on or now.date()
     reasons: list[str] = []
 
     if so_office == fo_office or not _in_force_aspec(s, so_office, fo_office, now):
         reasons.append("NOT_PARTICIPANT")
-    basis = correspondence_basis(so_app, fo_app) if fo_app is not None else None
     if basis is None:
         reasons.append("NOT_CORRESPONDING")
 

@@ -518,7 +518,9 @@ REQUESTS = [
             ("NO_ALLOWABLE_CLAIM",), basis="priority"),
     Request("SG 10202306123W", "VN 1-2022-04321", ("sr-1", "er-1"), "rejected", ("MISSING_CLAIMS",),
             basis="priority"),
-    Request("PH 1/2023/050987", "MY PI2022001234", ("sr-1", "er-1", "claims-2"), "rejected",
+    # SG reads MY's published reports (its 10202301234X corresponds) but relies on them for an
+    # application of another family. A dossier the SO cannot see would read as unknown (422).
+    Request("SG 10202306789P", "MY PI2022001234", ("sr-1", "er-1", "claims-2"), "rejected",
             ("NOT_CORRESPONDING",)),
     Request("LA LA/P/2024/000015", "MY PI2023000456", ("sr-1", "er-1", "claims-1"), "accepted", basis="priority"),
 ]

@@ -94,7 +94,13 @@ def test_not_participant(w):
 
 def test_not_corresponding(w):
     w.register("SG", "10202307777B")
-    assert reasons(w.request(number="10202307777B")) == ["NOT_CORRESPONDING"]
+    # MY's dossier is unpublished: SG cannot see it, and relying on it for an application that does
+    # not correspond reads as if it did not exist (tests/test_nothing_revealed.py compares them).
+    r = w.request(number="10202307777B")
+    assert r.status_code == 422 and r.json()["code"] == "relied-document-unknown"
+    # Once published, SG sees it (its 10202301234X corresponds): the request is decided and says why.
+    published = fo_dossier(w.k["MY"], published=True)
+    assert reasons(w.request(number="10202307777B", dossier=published)) == ["NOT_CORRESPONDING"]
 
 
 @pytest.mark.parametrize("so_priorities, fo_priorities, so_pct, fo_pct, basis", [
@@ -168,7 +174,7 @@ def test_too_late_once_the_second_office_has_decided(w):
 
 def test_every_reason_that_applies_is_given(w):
     w.register("SG", "10202301111Z")
-    d = fo_dossier(w.k["MY"], docs={"sr-1": ("SR", {"language": "ms"})})
+    d = fo_dossier(w.k["MY"], docs={"sr-1": ("SR", {"language": "ms"})}, published=True)  # SG sees it
     assert reasons(w.request(number="10202301111Z", dossier=d, docs=("sr-1",))) == [
         "NOT_CORRESPONDING", "MISSING_MIN_DOCS", "MISSING_CLAIMS", "NOT_ENGLISH"]
 
