@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from dossiers.errors import Forbidden
+from dossiers.errors import Forbidden, NotFound
 from dossiers.storage import BlobStore
 
 from .access.auth import TokenService
@@ -80,6 +80,12 @@ def require(*roles: str):
     return Depends(dependency)
 
 
+def office_not_found(code: str | None) -> NotFound:
+    """What another office's administrative resources answer: exactly what an office code that
+    does not exist answers (``registry.get_office``), so that nothing tells them apart."""
+    return NotFound(f"no office {code}")
+
+
 def require_office(*roles: str, param: str = "code"):
     """The exchange's admin, or a client of the office named by the path parameter ``param``
     holding one of ``roles``. Another office's resources answer 404, as if they did not exist."""
@@ -89,7 +95,7 @@ def require_office(*roles: str, param: str = "code"):
             return principal
         code = request.path_params.get(param)
         if principal.office != code:
-            raise Forbidden(f"only office {code}'s own clients (or the exchange's admin) may do this")
+            raise office_not_found(code)
         if not principal.has_any(roles):
             raise Forbidden(f"this needs one of the roles: {', '.join(roles)}")
         return principal

@@ -1,25 +1,38 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 from dossiers import audit
 
 from .. import pagination
 from ..access.principals import ADMIN, OFFICE_ADMIN, Principal
-from ..deps import SessionDep, require
+from ..deps import SessionDep, office_not_found, require
 from ..schemas import AuditEntryRead, Page
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
+def audit_scope(office: str | None = None,
+                principal: Principal = require(ADMIN, OFFICE_ADMIN)) -> tuple[str | None, bool]:
+    """The office whose entries the caller reads, and whether all offices' are: the exchange's
+    admin any (all when none is named); an office-admin its own, and another office reads as
+    one that does not exist."""
+    if principal.is_admin:
+        return office, not office
+    if office and office != principal.office:
+        raise office_not_found(office)
+    return principal.office, False
+
+
 @router.get("", response_model=Page)
-def list_audit(session: SessionDep, cursor: str | None = None,
-               limit: int = Query(50, ge=1, le=pagination.MAX_LIMIT),
-               action: str | None = None, outcome: str | None = None, office: str | None = None,
-               principal: Principal = require(ADMIN, OFFICE_ADMIN)):
+def list_audit(session: SessionDep, scope: Annotated[tuple[str | None, bool], Depends(audit_scope)],
+               cursor: str | None = None, limit: int = Query(50, ge=1, le=pagination.MAX_LIMIT),
+               action: str | None = None, outcome: str | None = None):
     """The audit log, newest first. An office-admin sees its own office's entries only."""
+    office, all_offices = scope
     after = pagination.decode(cursor, 1)
-    rows = audit.page(session, office=office if principal.is_admin else principal.office,
-                      all_offices=principal.is_admin and not office, action=action, outcome=outcome,
+    rows = audit.page(session, office=office, all_offices=all_offices, action=action, outcome=outcome,
                       before_seq=int(after[0]) if after else None, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]

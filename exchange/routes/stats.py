@@ -11,7 +11,7 @@ from dossiers.errors import Forbidden, InvalidRequest
 from workers import stats
 
 from ..access.principals import ADMIN, OFFICE_ADMIN, Principal
-from ..deps import SessionDep, require
+from ..deps import SessionDep, office_not_found, require
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
@@ -48,11 +48,13 @@ class StatsRead(BaseModel):
 
 def stats_scope(office: str | None = None, principal: Principal = require(ADMIN, OFFICE_ADMIN)) -> str | None:
     """The office whose rows the caller reads: any office (or all, None) for the exchange's
-    admin; an office-admin its own, and asking for another office is refused."""
+    admin; an office-admin its own, and another office reads as one that does not exist."""
     if principal.is_admin:
         return office
-    if principal.office is None or (office is not None and office != principal.office):
+    if principal.office is None:
         raise Forbidden("an office-admin reads its own office's statistics only")
+    if office and office != principal.office:
+        raise office_not_found(office)
     return principal.office
 
 

@@ -24,13 +24,13 @@ from crypto.errors import AuditChainBroken, CryptoError
 from crypto.keys import OFFICE_ALGORITHMS, thumbprint
 from dossiers import agreements, aspec, audit, registry, users
 from dossiers.db import utcnow
-from dossiers.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from dossiers.errors import Conflict, InvalidRequest, NotFound
 from dossiers.policy import agreement_facts
 from dossiers.schemas import DOCUMENT_TYPES
 from workers import stats, subscriptions
 
 from ..access.principals import ADMIN, OFFICE_ADMIN
-from ..deps import RequestIdDep, SessionDep, SettingsDep
+from ..deps import RequestIdDep, SessionDep, SettingsDep, office_not_found
 from ..schemas import KeyCreate, OfficeCreate
 from .auth import WebContext, check_csrf, mark_web, secure_cookies, web_user
 from .render import page
@@ -62,10 +62,11 @@ ExchangeAdmin = web_user(ADMIN)
 
 
 def office_scope(request: Request, ctx: WebContext = AnyAdmin) -> WebContext:
-    """The exchange's admin, or an office-admin of the office named by the path's ``code``."""
+    """The exchange's admin, or an office-admin of the office named by the path's ``code``.
+    Another office's pages read as those of an office that does not exist."""
     code = request.path_params.get("code")
     if not ctx.principal.is_admin and ctx.principal.office != code:
-        raise Forbidden(f"only office {code}'s administrators (or the exchange's admin) may open this page")
+        raise office_not_found(code)
     return ctx
 
 
