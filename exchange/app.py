@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, store: BlobStore | None = No
         version="1.0.0",
         description="Signed search and examination dossiers shared among patent offices under their agreements.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by web/docs.py with vendored assets, not from a CDN
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -82,10 +83,12 @@ def create_app(settings: Settings | None = None, *, store: BlobStore | None = No
         app.include_router(module.router)
     from fastapi.staticfiles import StaticFiles
 
+    from .web import docs as web_docs
     from .web import pages as web_pages
     from .web.render import HERE as WEB_HERE
 
     app.include_router(web_pages.router)
+    app.include_router(web_docs.router)
     for name in ("examiner", "admin"):
         try:
             module = __import__(f"exchange.web.{name}", fromlist=["router"])
