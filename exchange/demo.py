@@ -464,6 +464,6 @@ def _banner(url: str, creds: dict, home: Path, reused: bool) -> None:
               f"  administrator: {creds['admin']['client_id']} {creds['admin']['client_secret']}",
               f"Try:  curl -s -d grant_type=client_credentials -d client_id=… -d client_secret=… {url}/oauth/token",
               f"Offices' signing keys: {home / KEYS_DIR}; webhooks received by the office systems of "
-              f"{', '.join(WEBHOOK_OFFICES)}: {url}/_demo/webhooks",
+              f"{', '.join(WEBHOOK_OFFICES)}: {url}/_demo/webhooks (as the administrator)",
               f"Stop with Ctrl-C; start again to reuse the data, or delete {home} to start afresh.", ""]
     click.echo("\n".join(lines))
