@@ -215,10 +215,11 @@ def upsert_application(s: Session, office: str, data) -> Application:
     # Insert-or-keep, then lock the row: deposits of several dossiers for one new application
     # arrive at once, and a select-then-insert would fail all but one of them.
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # RETURNING tells whether this statement made the row (rowcount is -1 on some drivers).
     created = s.execute(
         insert(Application).values(office_code=office, number=data.number, number_key=key, ipc=[])
-        .on_conflict_do_nothing(index_elements=["office_code", "number_key"])
-    ).rowcount == 1
+        .on_conflict_do_nothing(index_elements=["office_code", "number_key"]).returning(Application.id)
+    ).first() is not None
     q = select(Application).where(Application.office_code == office, Application.number_key == key)
     if s.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
