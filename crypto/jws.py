@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import accumulate
 
 from jose import jwk as jose_jwk
 from jose import jws as jose_jws
@@ -22,6 +24,37 @@ from .errors import AlgorithmNotAllowed, KeyInvalid, MalformedJWS, SignatureInva
 from .keys import OFFICE_ALGORITHMS, PrivateKey, PublicKey, load_public_key
 
 _ASYMMETRIC = frozenset(OFFICE_ALGORITHMS)
+
+# A JOSE header is flat and a manifest four levels deep; anything nested past this is refused
+# before a recursive parser (json, pydantic) sees it. RFC 8259, section 9: "An implementation
+# may set limits on the maximum depth of nesting."
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_depth(data: bytes) -> int:
+    """How deep the arrays and objects of the JSON text ``data`` nest, found without parsing
+    (strings are skipped, so brackets inside them do not count)."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def loads_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
+    """Parse JSON text (RFC 8259) nested at most ``max_depth`` deep.
+
+    Raises :class:`ValueError` (as :func:`json.loads` does for any text that is not JSON) when
+    the text is deeper: Python's parser recurses once per level and a few thousand brackets
+    would exhaust the interpreter's stack.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    if json_depth(raw) > max_depth:
+        raise ValueError(f"JSON nested more than {max_depth} levels deep")
+    try:
+        return json.loads(raw)
+    except RecursionError:  # not reached past the check above; kept as the last line
+        raise ValueError("JSON nested too deep") from None
 
 
 def _b64u_decode(part: str) -> bytes:
@@ -48,9 +81,10 @@ def split_compact(token: str) -> tuple[dict, bytes]:
     if len(parts) != 3:
         raise MalformedJWS("a compact JWS has three dot-separated segments")
     try:
-        header = json.loads(_b64u_decode(parts[0]))
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedJWS("the JWS header is not base64url-encoded JSON") from None
+        header = loads_json(_b64u_decode(parts[0]))
+    except (ValueError, UnicodeDecodeError) as exc:
+        why = str(exc) if "nested" in str(exc) else "not base64url-encoded JSON"
+        raise MalformedJWS(f"the JWS header is {why}") from None
     if not isinstance(header, dict):
         raise MalformedJWS("the JWS header is not a JSON object")
     payload = _b64u_decode(parts[1]) if parts[1] else b""

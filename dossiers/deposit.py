@@ -140,12 +140,13 @@ class Deposit:
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in OFFICE_ALGORITHMS:
             raise AlgorithmRefused(f"alg {alg!r} is not accepted; use one of {', '.join(OFFICE_ALGORITHMS)}")
-        if not isinstance(kid, str) or not kid:
+        if not isinstance(kid, str) or not kid or not kid.isprintable():
             raise ManifestMalformed("the JWS header has no 'kid' naming a registered key")
         try:
-            claimed = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            raise ManifestInvalid("the manifest is not valid JSON") from None
+            claimed = jws.loads_json(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            why = f" ({exc})" if "nested" in str(exc) else ""
+            raise ManifestInvalid(f"the manifest is not valid JSON{why}") from None
         if not isinstance(claimed, dict):
             raise ManifestInvalid("the manifest is not a JSON object")
         office = claimed.get("office")
