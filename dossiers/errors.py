@@ -74,6 +74,13 @@ class NotOwnApplication(Forbidden):
     code, title = "not-own-application", "Not one of the caller's office's applications"
 
 
+class NumberUnreadable(InvalidRequest, ValueError):
+    """An application, publication, priority or PCT number without a letter or digit: it has
+    no look-up key. A ``ValueError`` too, for callers that treat it as unparseable text."""
+
+    code, title = "number-unreadable", "Number has no letters or digits"
+
+
 # --- deposit refusals ------------------------------------------------------------------------
 
 class DepositRefused(DomainError):

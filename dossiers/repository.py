@@ -9,6 +9,7 @@ from sqlalchemy import and_, bindparam, cast, exists, literal, null, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from . import numbers
+from .errors import NumberUnreadable
 from .models import (
     Agreement,
     AgreementMember,
@@ -112,12 +113,17 @@ def decision_facts(s: Session, office: str, owner: str, application_id: int) -> 
     return corr, requests, agreements
 
 
-def application(s: Session, office: str, number: str) -> Application | None:
-    keys = {number}
+def _readable(parse, *args):
     try:
-        keys.add(numbers.normalise(office, number))
-    except ValueError:
-        pass
+        return parse(*args)
+    except ValueError as exc:  # the only refusal of dossiers.numbers: no letter or digit
+        raise NumberUnreadable(f"the number {args[-1]!r} has no letters or digits") from exc
+
+
+def application(s: Session, office: str, number: str) -> Application | None:
+    """The office's application with this number (as written, or its key). A number without a
+    letter or digit raises :class:`~dossiers.errors.NumberUnreadable`: none can have it."""
+    keys = {number, _readable(numbers.normalise, office, number)}
     return s.scalars(
         select(Application).where(Application.office_code == office, Application.number_key.in_(keys))
         .options(selectinload(Application.priorities))
@@ -126,7 +132,7 @@ def application(s: Session, office: str, number: str) -> Application | None:
 
 def find_applications(s: Session, text: str, limit: int = 50) -> list[Application]:
     """Applications whose application, publication, priority or PCT number matches ``text``."""
-    keys = numbers.candidates(text)
+    keys = _readable(numbers.candidates, text)
     if not keys:
         return []
     by_priority = select(PriorityClaim.application_id).where(PriorityClaim.number_key.in_(keys))

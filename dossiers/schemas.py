@@ -6,7 +6,9 @@ import re
 from datetime import date, datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from . import numbers
 
 DOCUMENT_TYPES = ("SR", "WO", "ER", "ISR", "WOISA", "IPRP", "CLAIMS", "CCT", "GRANT", "REFUSAL", "OTHER")
 CLAIM_REPORT_TYPES = ("WO", "ER", "WOISA", "IPRP")
@@ -28,7 +30,27 @@ MAX_DOCUMENT_SIZE = 8 * 1024**3
 
 OfficeCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 DocumentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Number = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+
+def _readable_number(v: str) -> str:
+    if not numbers.fold(v):
+        raise ValueError("a number needs at least one letter or digit")
+    return v
+
+
+def _in_utc(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        raise ValueError("give a time zone (Z for UTC)")
+    try:
+        return v.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first day UTC can name
+        raise ValueError("the instant is outside the years 1 to 9999 once converted to UTC") from None
+
+
+Number = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True),
+                   AfterValidator(_readable_number)]
+# An instant with its time zone, held in UTC; one that UTC cannot represent is refused.
+UtcDateTime = Annotated[datetime, AfterValidator(_in_utc)]
 ClaimNo = Annotated[int, Field(ge=1, le=10000)]
 
 
@@ -94,14 +116,16 @@ class Manifest(_Strict):
     application: ApplicationIn
     documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS)
     citations: list[CitationIn] = Field(default_factory=list, max_length=5000)
-    signed_at: datetime
+    signed_at: UtcDateTime
 
-    @field_validator("signed_at")
+    @model_validator(mode="before")
     @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("signed_at needs a time zone (use Z for UTC)")
-        return v.astimezone(timezone.utc)
+    def _no_nul(cls, data):
+        # PostgreSQL keeps no NUL in text or jsonb; signed data must be stored as signed.
+        where = nul_in(data)
+        if where is not None:
+            raise ValueError(f"{where or '/'} holds a NUL character (U+0000)")
+        return data
 
     @model_validator(mode="after")
     def _document_ids(self):
@@ -114,6 +138,25 @@ class Manifest(_Strict):
             if d.translation_of is not None and (d.translation_of not in known or d.translation_of == d.id):
                 raise ValueError(f"document {d.id!r} translates {d.translation_of!r}, which is not another document of this manifest")
         return self
+
+
+def nul_in(value) -> str | None:
+    """The JSON pointer (RFC 6901) of the first string, key or value, holding U+0000 in
+    ``value`` (parsed JSON), or ``None``. Iterative: the nesting is bounded elsewhere."""
+    todo = [("", value)]
+    while todo:
+        pointer, v = todo.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return pointer
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if isinstance(k, str) and "\x00" in k:
+                    return pointer
+                todo.append((f"{pointer}/{str(k).replace('~', '~0').replace('/', '~1')}", item))
+        elif isinstance(v, list):
+            todo.extend((f"{pointer}/{i}", item) for i, item in enumerate(v))
+    return None
 
 
 def format_errors(exc) -> list[dict]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from crypto.keys import OFFICE_ALGORITHMS
+from dossiers.schemas import Number, UtcDateTime
 
 OfficeCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
@@ -39,15 +40,8 @@ class KeyCreate(_In):
     kid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
     alg: Literal[OFFICE_ALGORITHMS]  # type: ignore[valid-type]
     public_key_pem: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
-    not_before: datetime | None = None
-    not_after: datetime | None = None
-
-    @field_validator("not_before", "not_after")
-    @classmethod
-    def _aware(cls, v):
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone (Z for UTC)")
-        return v
+    not_before: UtcDateTime | None = None
+    not_after: UtcDateTime | None = None
 
 
 class KeyRead(_Out):
@@ -64,15 +58,8 @@ class KeyRead(_Out):
 
 
 class KeyRevoke(_In):
-    revoked_at: datetime | None = None
+    revoked_at: UtcDateTime | None = None
     reason: Annotated[str, StringConstraints(max_length=200)] | None = None
-
-    @field_validator("revoked_at")
-    @classmethod
-    def _aware(cls, v):
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone (Z for UTC)")
-        return v
 
 
 class ClientCreate(_In):
@@ -213,17 +200,10 @@ class AgreementCreate(_In):
     program: Literal["ASPEC", "CASE", "BILATERAL"]
     members: list[str] = Field(min_length=2, max_length=200)
     document_types: list[str] = Field(min_length=1)
-    valid_from: datetime
-    valid_until: datetime | None = None
+    valid_from: UtcDateTime
+    valid_until: UtcDateTime | None = None
     require_corresponding: bool = True
     share_unpublished: bool = False
-
-    @field_validator("valid_from", "valid_until")
-    @classmethod
-    def _aware(cls, v):
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone (Z for UTC)")
-        return v
 
 
 class AgreementRead(BaseModel):
@@ -243,7 +223,7 @@ class AgreementRead(BaseModel):
 
 class OfficeNumber(_In):
     office: OfficeCode
-    number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    number: Number
 
 
 class DocumentRef(_In):
