@@ -20,7 +20,8 @@ from dossiers.models import OutboxEvent
 from dossiers.storage import BlobStore, store_from_url
 from workers.app import broker_ping, create_celery, prepare_broker
 
-from . import errors, metrics
+from . import errors, metrics, openapi
+from .guards import InputGuard
 from .logs import request_id as request_id_var
 from .relay import Relay
 from .access.auth import TokenService
@@ -75,9 +76,11 @@ def create_app(settings: Settings | None = None, *, store: BlobStore | None = No
     app.state.celery = celery
     app.state.relay = relay
 
+    app.add_middleware(InputGuard)  # inside RequestContext: its refusals carry the request id
     app.add_middleware(BodyTimeouts)  # outside the others but RequestContext: their body reads are limited too
     app.add_middleware(RequestContext)
     errors.install(app)
+    openapi.install(app)  # documents the problem responses errors.install gives
     for module in (health, oauth, offices, applications, agreements, dossiers, aspec, access, audit, stats, webhooks,
                    watches, outbox):
         app.include_router(module.router)

@@ -47,6 +47,8 @@ def _part_name(raw_headers: list[tuple[bytes, bytes]]) -> str:
             msg["content-disposition"] = value.decode("latin-1")
             part = msg.get_param("name", header="content-disposition")
             if isinstance(part, str) and part:
+                if not part.isprintable():  # NUL and other controls: no document id has them
+                    raise MultipartMalformed("a part's name holds a control character")
                 return part
     raise MultipartMalformed("a part has no Content-Disposition name")
 
