@@ -12,7 +12,7 @@ from crypto import webhooks
 from dossiers import audit, repository
 from dossiers.db import utcnow
 from dossiers.errors import InvalidRequest, NotFound
-from dossiers.models import Notification, Watch, WebhookDelivery, WebhookSubscription
+from dossiers.models import Notification, Office, Watch, WebhookDelivery, WebhookSubscription
 from dossiers.schemas import DOCUMENT_TYPES
 
 from . import netguard
@@ -26,6 +26,8 @@ class WebhookTargetRefused(InvalidRequest):
 
 def subscribe(s: Session, office: str, *, url: str, events: list[str], description: str | None,
               allow: tuple[str, ...], actor: str, request_id: str | None = None) -> WebhookSubscription:
+    if s.get(Office, office) is None:
+        raise NotFound(f"no office {office}")
     bad = sorted(set(events) - set(TOPICS))
     if bad:
         raise InvalidRequest(f"unknown events: {', '.join(bad)}; choose from {', '.join(TOPICS)}")

@@ -40,7 +40,8 @@ def _shown(app: Application, viewer: str | None, visible_dossiers: int) -> bool:
     return viewer is None or app.office_code == viewer or app.publication_number is not None or visible_dossiers > 0
 
 
-@router.post("", status_code=201, response_model=ApplicationRead)
+@router.post("", status_code=201, response_model=ApplicationRead,
+             responses={200: {"model": ApplicationRead, "description": "already registered: updated"}})
 def register_application(body: ApplicationCreate, session: SessionDep, rid: RequestIdDep,
                          principal: Principal = require(DEPOSITOR)):
     if body.office is not None and body.office != principal.office:

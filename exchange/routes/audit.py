@@ -31,9 +31,9 @@ def list_audit(session: SessionDep, scope: Annotated[tuple[str | None, bool], De
                action: str | None = None, outcome: str | None = None):
     """The audit log, newest first. An office-admin sees its own office's entries only."""
     office, all_offices = scope
-    after = pagination.decode(cursor, 1)
+    after = pagination.decode(cursor, int)
     rows = audit.page(session, office=office, all_offices=all_offices, action=action, outcome=outcome,
-                      before_seq=int(after[0]) if after else None, limit=limit + 1)
+                      before_seq=after[0] if after else None, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = pagination.encode(rows[-1].seq) if more else None

@@ -36,6 +36,7 @@ def _viewer(principal: Principal, rid: str | None) -> retrieval.Viewer:
 
 
 @router.post("", status_code=201, response_model=DepositReceipt, description=_DEPOSIT_DOC,
+             responses={200: {"model": DepositReceipt, "description": "the same manifest again: the first receipt"}},
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                  "type": "object", "required": ["manifest"],
                  "properties": {"manifest": {"type": "string", "description": "compact JWS"}},
@@ -55,9 +56,9 @@ async def deposit(request: Request, settings: SettingsDep, store: StoreDep, rid:
 def list_dossiers(session: SessionDep, rid: RequestIdDep, cursor: str | None = None,
                   limit: int = Query(50, ge=1, le=pagination.MAX_LIMIT), office: str | None = None,
                   principal: Principal = require(*READERS)):
-    after = pagination.decode(cursor, 2)
+    after = pagination.decode(cursor, datetime, str)
     if after is not None:
-        after = (datetime.fromisoformat(after[0]), after[1])
+        after = tuple(after)
     rows = retrieval.list_dossiers(session, _viewer(principal, rid), after=after, limit=limit + 1, office=office)
     more = len(rows) > limit
     rows = rows[:limit]
