@@ -1,21 +1,20 @@
-"""The ``exchange`` command: the server, workers, operations and the office-side client."""
+"""The ``exchange`` command: the server, workers and operations; the office-side verbs come from
+:mod:`exchange.office.cli` and ``exchange demo`` from :mod:`exchange.demo.seeder`."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import sys
 from contextlib import contextmanager
 from datetime import date, timedelta
-from pathlib import Path
 
 import click
 
 from .clitools import echo_json as _echo_json
 from .clitools import fail as _fail
 from .settings import Settings
-from .st96_cli import export_st96, import_st96
+from .office.cli import api_options, call, client, office, verify
+from .processes import exit_on_sigterm, start_embedded_worker, stop_process
 
 
 
@@ -44,56 +43,13 @@ def serve(host: str, port: int, workers: int) -> None:
     embedded = None
     if settings.embedded:
         _prepare_embedded(settings)
-        embedded = _embedded_worker(settings)
+        embedded = start_embedded_worker(settings)
     try:
         with exit_on_sigterm():
             _serve(settings, host, port, workers, log_config, embedded_worker=embedded)
     finally:
         if embedded is not None:
             stop_process(embedded)
-
-
-@contextmanager
-def exit_on_sigterm():
-    """uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with the
-    default handler that would kill this process before its ``finally`` blocks stop the
-    embedded worker. Turn the re-raised signal into ``SystemExit`` instead."""
-    def _exit(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def stop_process(proc, timeout: float = 20) -> None:
-    """Stop a child process: SIGTERM (a Celery worker finishes its task), then SIGKILL. An
-    embedded worker is stopped with its supervision."""
-    import subprocess
-
-    from .embedded import EmbeddedWorker
-
-    if isinstance(proc, EmbeddedWorker):
-        proc.stop(timeout)
-        return
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _embedded_worker(settings: Settings):
-    """On the embedded default, notifications flow through a real Celery worker (with its
-    scheduler) beside the API, over the file-system broker: the same code paths as production.
-    It is supervised: restarted with a back-off whenever it exits unasked (exchange/embedded.py)."""
-    from .embedded import EmbeddedWorker
-
-    return EmbeddedWorker(settings).start()
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int, log_config: dict | None = None,
@@ -140,7 +96,7 @@ def _prepare_embedded(settings: Settings) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def demo(host: str, port: int) -> None:
     """The embedded exchange with sample offices, keys and signed dossiers, ready to use."""
-    from .demo import run
+    from .demo.seeder import run
 
     run(host, port)
 
@@ -290,7 +246,7 @@ def scrub(limit: int, sweep_orphans: bool, grace_hours: float) -> None:
     from dataclasses import asdict
 
     from dossiers.storage import StorageError, store_from_url
-    from workers import scrub as scrubbing
+    from dossiers import scrub as scrubbing
 
     source = click.get_current_context().get_parameter_source("grace_hours")
     if source is not click.core.ParameterSource.DEFAULT and not sweep_orphans:
@@ -344,7 +300,7 @@ def _month(value: str | None) -> date | None:
               help="calendar months to recompute first (the current one included)")
 def stats(office: str | None, since: str | None, months: int) -> None:
     """Recompute the monthly statistics now, then print them as JSON (as GET /v1/stats)."""
-    from workers import stats as statistics
+    from dossiers import stats as statistics
 
     since_month = _month(since)
     with _database() as (_settings, sf):
@@ -457,43 +413,15 @@ def enable_client(client_id: str) -> None:
     _set_client(client_id, disabled=False)
 
 
-def _api_options(f):
-    f = click.option("--client-secret", envvar="EXCHANGE_CLIENT_SECRET", required=True,
-                     help="or EXCHANGE_CLIENT_SECRET")(f)
-    f = click.option("--client-id", envvar="EXCHANGE_CLIENT_ID", required=True, help="or EXCHANGE_CLIENT_ID")(f)
-    f = click.option("--url", envvar="EXCHANGE_URL", default="http://127.0.0.1:8000", show_default=True,
-                     help="the exchange's base URL (or EXCHANGE_URL)")(f)
-    return f
-
-
-def _client(url: str, client_id: str, client_secret: str):
-    from .office_client import ExchangeClient
-
-    return ExchangeClient(url, client_id, client_secret)
-
-
-def _call(fn):
-    import httpx
-
-    from .office_client import OfficeClientError
-
-    try:
-        return fn()
-    except OfficeClientError as exc:
-        _fail(str(exc))
-    except (OSError, httpx.TransportError) as exc:
-        _fail(f"cannot reach the exchange: {exc}")
-
-
 @admin.command("add-office")
 @click.argument("code")
 @click.option("--name", required=True)
 @click.option("--roles", default="depositing,accessing", show_default=True)
-@_api_options
+@api_options
 def add_office(code, name, roles, url, client_id, client_secret) -> None:
     """Register an office (exchange admin)."""
-    c = _client(url, client_id, client_secret)
-    _echo_json(_call(lambda: c.request("POST", "/v1/offices", json={
+    c = client(url, client_id, client_secret)
+    _echo_json(call(lambda: c.request("POST", "/v1/offices", json={
         "code": code, "name": name, "roles": [r for r in roles.split(",") if r]}).json()))
 
 
@@ -501,152 +429,16 @@ def add_office(code, name, roles, url, client_id, client_secret) -> None:
 @click.argument("office")
 @click.option("--roles", default="depositor,examiner", show_default=True)
 @click.option("--name", default="office system", show_default=True)
-@_api_options
+@api_options
 def add_client(office, roles, name, url, client_id, client_secret) -> None:
     """Create a client of an office; prints its secret once."""
-    c = _client(url, client_id, client_secret)
-    _echo_json(_call(lambda: c.request("POST", f"/v1/offices/{office}/clients", json={
+    c = client(url, client_id, client_secret)
+    _echo_json(call(lambda: c.request("POST", f"/v1/offices/{office}/clients", json={
         "name": name, "roles": [r for r in roles.split(",") if r]}).json()))
 
 
-# --- the office side ------------------------------------------------------------------------
-
-@main.group()
-def office() -> None:
-    """Office-side client: keys, deposits, downloads."""
-
-
-@office.command()
-@click.option("--office", "office_code", required=True, help="the office's ST.3 code, e.g. SG")
-@click.option("--alg", type=click.Choice(["ES256", "ES384", "RS256"]), default="ES256", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
-def keygen(office_code: str, alg: str, out: Path) -> None:
-    """Generate a signing key pair; the kid is the key's RFC 7638 thumbprint."""
-    from crypto.keys import generate_private_key
-
-    key = generate_private_key(alg)
-    out.mkdir(parents=True, exist_ok=True)
-    private = out / f"{office_code}-{key.kid}.private.pem"
-    public = out / f"{office_code}-{key.kid}.public.pem"
-    private.write_text(key.pem)
-    private.chmod(0o600)
-    public.write_text(key.public().pem)
-    _echo_json({"office": office_code, "kid": key.kid, "alg": alg, "private_key": str(private),
-                "public_key": str(public)})
-
-
-@office.command("register-key")
-@click.argument("office_code", metavar="OFFICE")
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
-@click.option("--kid", help="defaults to the key's thumbprint")
-@click.option("--alg", type=click.Choice(["ES256", "ES384", "RS256"]), default="ES256", show_default=True)
-@click.option("--not-after", help="ISO 8601 end of validity")
-@_api_options
-def register_key(office_code, public_key, kid, alg, not_after, url, client_id, client_secret) -> None:
-    """Register an office's public key (exchange admin or the office's office-admin)."""
-    from crypto.keys import thumbprint
-
-    pem = public_key.read_text()
-    try:
-        kid = kid or thumbprint(pem, alg)
-    except Exception as exc:  # noqa: BLE001 - shown to the user
-        _fail(f"{public_key} is not a {alg} public key: {exc}")
-    body = {"kid": kid, "alg": alg, "public_key_pem": pem}
-    if not_after:
-        body["not_after"] = not_after
-    c = _client(url, client_id, client_secret)
-    _echo_json(_call(lambda: c.request("POST", f"/v1/offices/{office_code}/keys", json=body).json()))
-
-
-@office.command("revoke-key")
-@click.argument("office_code", metavar="OFFICE")
-@click.argument("kid")
-@click.option("--at", "revoked_at", help="ISO 8601 time from which the key is revoked (default now)")
-@click.option("--reason")
-@_api_options
-def revoke_key(office_code, kid, revoked_at, reason, url, client_id, client_secret) -> None:
-    """Revoke a key from a time on (default now)."""
-    body = {k: v for k, v in {"revoked_at": revoked_at, "reason": reason}.items() if v}
-    c = _client(url, client_id, client_secret)
-    _echo_json(_call(lambda: c.request("POST", f"/v1/offices/{office_code}/keys/{kid}/revoke", json=body).json()))
-
-
-@office.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="the office's private key (PEM)")
-@click.option("--kid", help="defaults to the key's thumbprint")
-@click.option("--quiet", is_flag=True, help="no progress bar")
-@click.option("--resign", is_flag=True, help="sign anew even if FOLDER/manifest.jws still matches")
-@_api_options
-def deposit(folder, key_path, kid, quiet, resign, url, client_id, client_secret) -> None:
-    """Sign FOLDER's dossier.json and documents, deposit them, and save the receipt.
-
-    A retry after a failure re-sends the manifest signed the first time (FOLDER/manifest.jws)
-    while the documents are unchanged, so the exchange keeps a single dossier."""
-    from .office_client import OfficeClientError, load_private_key, prepare_folder, reusable_signature
-
-    try:
-        prepared = prepare_folder(folder)
-        token = None if resign else reusable_signature(folder, prepared)
-        if token is None:
-            token = prepared.sign(load_private_key(key_path, kid))
-    except OfficeClientError as exc:
-        _fail(str(exc))
-    total = sum(p.stat().st_size for p in prepared.files.values())
-    c = _client(url, client_id, client_secret)
-    if quiet or not total:
-        result = _call(lambda: c.deposit(token, prepared.files))
-    else:
-        with click.progressbar(length=total, label="uploading", file=sys.stderr, show_pos=True) as bar:
-            result = _call(lambda: c.deposit(token, prepared.files, progress=bar.update))
-    (folder / "manifest.jws").write_text(token)
-    (folder / "receipt.jws").write_text(result["receipt"])
-    _echo_json({"dossier_id": result["dossier_id"], "status": "created" if result["status"] == 201 else "already deposited",
-                "received_at": result["received_at"], "receipt": str(folder / "receipt.jws")})
-
-
-@office.command()
-@click.argument("dossier_id")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-@_api_options
-def fetch(dossier_id, out, url, client_id, client_secret) -> None:
-    """Download a dossier with its signature, receipt and the keys to verify it offline."""
-    c = _client(url, client_id, client_secret)
-    _call(lambda: c.fetch(dossier_id, out))
-    click.echo(f"saved to {out}; check it with: exchange verify {out}", err=True)
-
-
-@main.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--office-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="the office's key list (JSON from /v1/offices/{code}/keys); default FOLDER/keys/")
-@click.option("--exchange-jwks", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="the exchange's JWKS; default FOLDER/keys/exchange-jwks.json")
-def verify(folder, office_keys, exchange_jwks) -> None:
-    """Verify a fetched dossier offline: signature, documents and the exchange's receipt."""
-    from crypto.errors import CryptoError
-
-    from .office_client import verify_folder
-
-    try:
-        result = verify_folder(
-            folder,
-            office_keys=json.loads(office_keys.read_text()) if office_keys else None,
-            exchange_jwks=json.loads(exchange_jwks.read_text()) if exchange_jwks else None,
-        )
-    except (OSError, ValueError, CryptoError) as exc:
-        _fail(f"cannot verify {folder}: {exc}")
-    for line in result.lines:
-        click.echo(line)
-    if not result.ok:
-        _fail("verification FAILED")
-    click.echo("verified")
-
-
-# The ST.96 verbs of the office side live with their helpers.
-office.add_command(import_st96)
-office.add_command(export_st96)
+main.add_command(office)
+main.add_command(verify)
 
 
 if __name__ == "__main__":  # pragma: no cover

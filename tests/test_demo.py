@@ -26,10 +26,10 @@ import sqlalchemy as sa
 import migrations
 from dossiers import registry
 from dossiers.db import make_engine, make_session_factory
-from exchange import demo
 from exchange.app import create_app
-from exchange.demo_data import AGREEMENTS, ASEAN, OFFICES, REQUESTS, members
-from exchange.routes import demo_sink
+from exchange.demo import seeder as demo
+from exchange.demo import sink as demo_sink
+from exchange.demo.data import AGREEMENTS, ASEAN, OFFICES, REQUESTS, members
 from exchange.settings import Settings
 from tests.support import ServerThread, token
 

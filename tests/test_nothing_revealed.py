@@ -316,7 +316,7 @@ def demo_sink(pg_stack, tmp_path):
     """The exchange on the stack's database with the demo's receiver mounted, as ``exchange
     demo`` serves it, and the demo's credentials file naming SG's webhook secret."""
     from exchange.app import create_app
-    from exchange.routes import demo_sink as sink
+    from exchange.demo import sink
     from exchange.settings import Settings
 
     settings = Settings.from_env({}, home=tmp_path, database_url=pg_stack.settings.database_url,

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from dossiers.schemas import Manifest
-from exchange import st96
 from exchange.cli import main
-from exchange.office_client import prepare_folder
-from exchange.st96 import (
+from exchange.office import st96
+from exchange.office.client import prepare_folder
+from exchange.office.st96 import (
     COM,
     MAX_BYTES,
     PAT,

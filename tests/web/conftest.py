@@ -75,7 +75,7 @@ class WebWorld:
 
 
 def _pdf(title: str, lines: list[str]) -> bytes:
-    from exchange.pdf import render
+    from exchange.demo.pdf import render
 
     return render(title, lines)
 

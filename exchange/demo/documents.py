@@ -1,14 +1,14 @@
 """The demo's documents as an examiner would read them: search reports with their ST.14
 citations, written opinions and examination reports with a finding per claim and a
 conclusion, the claims examined, a decision to grant. Rendered as real PDFs (text, searchable)
-by :mod:`exchange.pdf`; the wording follows the data, so a report never contradicts the
+by :mod:`exchange.demo.pdf`; the wording follows the data, so a report never contradicts the
 manifest it is deposited with."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from .demo_data import OFFICES, Cite, Deposit, Doc, Family, Member
+from .data import OFFICES, Cite, Deposit, Doc, Family, Member
 from .pdf import render
 
 EXAMINERS = {

@@ -1,6 +1,6 @@
 """What ``exchange demo`` seeds, as data: offices, agreements, patent families with their
 members' numbers (each in its office's own format), the documents each office deposits, and
-the ASPEC requests with the outcome each must get. :mod:`exchange.demo` turns it into API calls.
+the ASPEC requests with the outcome each must get. :mod:`exchange.demo.seeder` turns it into API calls.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``exchange demo``: the embedded exchange seeded with the data of :mod:`exchange.demo_data`
+"""``exchange demo``: the embedded exchange seeded with the data of :mod:`exchange.demo.data`
 (offices and keys, agreements, people, a few dozen applications, signed dossiers of generated
 PDF reports and ASPEC requests in every outcome), all through the public API and the same
 signed deposit path as any office's; only the first administrator client and the people who
@@ -34,7 +34,9 @@ from dossiers import registry, users
 from dossiers.db import make_engine, make_session_factory
 from dossiers.models import Office
 
-from .demo_data import (
+from ..office.client import ExchangeClient
+from ..settings import Settings
+from .data import (
     AGREEMENTS,
     OFFICE_SETTINGS,
     OFFICES,
@@ -47,9 +49,7 @@ from .demo_data import (
     member,
     members,
 )
-from .demo_documents import render_document, title
-from .office_client import ExchangeClient
-from .settings import Settings
+from .documents import render_document, title
 
 CREDENTIALS = "demo.json"
 KEYS_DIR = "demo-keys"
@@ -127,7 +127,7 @@ class _Seeder:
     def _statistics(self) -> None:
         """Roll the statistics up now rather than at the scheduler's next hourly run, so the
         dashboard shows the seeded deposits and requests from the first minute."""
-        from workers.stats import rollup
+        from dossiers.stats import rollup
 
         rollup(self.sf)
 
@@ -391,9 +391,9 @@ def run(host: str, port: int) -> None:
 
     import migrations
 
-    from .app import create_app
-    from .cli import _embedded_worker, exit_on_sigterm, stop_process
-    from .routes import demo_sink
+    from ..app import create_app
+    from ..processes import exit_on_sigterm, start_embedded_worker, stop_process
+    from . import sink as demo_sink
 
     # The demo's webhooks go to its own receiver on loopback, which the guard must let through.
     os.environ.setdefault("EXCHANGE_WEBHOOK_ALLOW_HOSTS", f"{host}/32" if host[0].isdigit() else host)
@@ -402,7 +402,7 @@ def run(host: str, port: int) -> None:
     lock = _lock(settings)
     creds = previous_seed(settings)
     migrations.upgrade(settings.database_url)
-    worker = _embedded_worker(settings)
+    worker = start_embedded_worker(settings)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, extra_routers=(demo_sink.router,)), host=host,
                                            port=port, log_level="warning"))
     failed: list[BaseException] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .clitools import echo_json, fail
+from ..clitools import echo_json, fail
 
 
 def _read_st96_file(path: Path) -> bytes:
@@ -45,7 +45,7 @@ def import_st96(biblio, search_report, documents, language, office_code, out, fo
 
     from dossiers.schemas import DOCUMENT_TYPES, ApplicationIn, CitationIn, format_errors
 
-    from .office_client import METADATA_FILE
+    from .client import METADATA_FILE
     from .st96 import ST96Error, citations_from_st96, read_st96
 
     try:
