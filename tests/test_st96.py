@@ -1,5 +1,5 @@
-"""ST.96 import and export (exchange/st96.py and `exchange office import-st96 / export-st96`):
-the sample files in tests/data/st96, round trips, claim ranges, refused input. No database."""
+"""ST.96 import and export (exchange/office/st96_parser.py and st96_writer.py, and
+`exchange office import-st96 / export-st96`): the sample files in tests/data/st96, round trips, claim ranges, refused input. No database."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ from click.testing import CliRunner
 
 from dossiers.schemas import Manifest
 from exchange.cli import main
-from exchange.office import st96
+from exchange.office import st96_parser
 from exchange.office.client import prepare_folder
-from exchange.office.st96 import (
+from exchange.office.st96_parser import (
     COM,
     MAX_BYTES,
     PAT,
     ST96Error,
     application_from_st96,
     citations_from_st96,
-    dossier_to_st96,
     office_from_st96,
     parse_claims,
     read_st96,
 )
+from exchange.office.st96_writer import dossier_to_st96
 
 DATA = Path(__file__).parent / "data" / "st96"
 BIBLIO = DATA / "bibliographic-data.xml"
@@ -271,7 +271,7 @@ def test_dtds_and_entities_are_refused(xml):
 
 def test_the_parser_itself_refuses_a_doctype():
     # Defence in depth: should a DOCTYPE ever get past the text check, the parser's hook stops it.
-    parser = ET.XMLParser(target=st96._NoDoctype())
+    parser = ET.XMLParser(target=st96_parser._NoDoctype())
     with pytest.raises(ST96Error, match="DOCTYPE"):
         parser.feed(b'<!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>')
         parser.close()

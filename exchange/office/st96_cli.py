@@ -13,7 +13,7 @@ from ..clitools import echo_json, fail
 
 
 def _read_st96_file(path: Path) -> bytes:
-    from .st96 import MAX_BYTES
+    from .st96_parser import MAX_BYTES
 
     with open(path, "rb") as f:
         data = f.read(MAX_BYTES + 1)
@@ -46,7 +46,7 @@ def import_st96(biblio, search_report, documents, language, office_code, out, fo
     from dossiers.schemas import DOCUMENT_TYPES, ApplicationIn, CitationIn, format_errors
 
     from .client import METADATA_FILE
-    from .st96 import ST96Error, citations_from_st96, read_st96
+    from .st96_parser import ST96Error, citations_from_st96, read_st96
 
     try:
         xml_office, application = read_st96(_read_st96_file(biblio))
@@ -106,7 +106,8 @@ def import_st96(biblio, search_report, documents, language, office_code, out, fo
 def export_st96(dossier_json, out) -> None:
     """Write a dossier's bibliographic data and citations as ST.96 XML, from DOSSIER_JSON as
     `exchange office fetch` saves it (a dossier.json written for deposit works too)."""
-    from .st96 import ST96Error, dossier_to_st96
+    from .st96_parser import ST96Error
+    from .st96_writer import dossier_to_st96
 
     try:
         dossier = json.loads(dossier_json.read_text(encoding="utf-8"))
