@@ -1,5 +1,6 @@
 """ST.96 import and export (exchange/office/st96_parser.py and st96_writer.py, and
-`exchange office import-st96 / export-st96`): the sample files in tests/data/st96, round trips, claim ranges, refused input. No database."""
+`exchange office import-st96 / export-st96`): the sample files in tests/data/st96, round trips, claim
+ranges, refused input. No database."""
 
 from __future__ import annotations
 
