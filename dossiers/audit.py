@@ -7,13 +7,17 @@ lock does. Append last in a transaction to keep that window short.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from crypto import audit_chain
 
 from .db import utcnow
 from .models import AuditEntry, AuditHead
+
+log = logging.getLogger(__name__)
 
 
 def append(
@@ -87,3 +91,16 @@ def page(session: Session, *, office: str | None, all_offices: bool, action: str
     if before_seq is not None:
         q = q.where(AuditEntry.seq < before_seq)
     return list(session.scalars(q.order_by(AuditEntry.seq.desc()).limit(limit)))
+
+
+def append_apart(session_factory: sessionmaker, records: list[dict]) -> None:
+    """Append ``records`` (keyword arguments of :func:`append`) in a transaction of their own:
+    the audit entries of a refused request, whose own transaction was rolled back (a denied
+    read answers 404, yet the decision stays in the log). Never raises: the refusal must still
+    reach the client."""
+    try:
+        with session_factory.begin() as s:
+            for r in records:
+                append(s, **r)
+    except Exception:  # the answer must still go out; the log says what was lost
+        log.exception("could not write the audit entries of a refused request")

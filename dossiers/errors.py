@@ -165,3 +165,23 @@ class StorageFailure(DomainError):
 
 class StoredObjectCorrupt(DomainError):
     code, title = "stored-object-corrupt", "Stored document failed its integrity check"
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+class WebhookTargetRefused(InvalidRequest):
+    """A webhook URL that the exchange will not call (``dossiers/netguard.py``); the detail
+    says why. Raised at registration and again before each delivery."""
+
+    code, title = "webhook-target-refused", "Webhook target refused"
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"webhook target {url!r} refused: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class WebhookTargetUnresolvable(WebhookTargetRefused):
+    """The host name did not resolve. Unlike other refusals this may pass: retry later."""
+
+    code, title = "webhook-target-unresolvable", "Webhook target does not resolve"

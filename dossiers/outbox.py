@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .db import utcnow
 from .models import OutboxEvent
 
 
@@ -17,3 +19,16 @@ def emit(session: Session, topic: str, payload: dict) -> OutboxEvent:
     session.add(event)
     session.info["outbox_dirty"] = True
     return event
+
+
+def requeue_dead(session: Session, event_ids: list[str] | None = None) -> int:
+    """Give dead-lettered events another round (administrators, after fixing the cause); the
+    relay takes them at its next pass."""
+    q = select(OutboxEvent).where(OutboxEvent.dead_at.is_not(None))
+    if event_ids:
+        q = q.where(OutboxEvent.id.in_(event_ids))
+    rows = session.scalars(q).all()
+    for ev in rows:
+        ev.dead_at, ev.attempts, ev.available_at = None, 0, utcnow()
+    session.flush()
+    return len(rows)

@@ -245,8 +245,8 @@ def scrub(limit: int, sweep_orphans: bool, grace_hours: float) -> None:
     """Re-hash stored documents against their records now (the hourly job), print the result."""
     from dataclasses import asdict
 
-    from dossiers.storage import StorageError, store_from_url
     from dossiers import scrub as scrubbing
+    from dossiers.storage import StorageError, store_from_url
 
     source = click.get_current_context().get_parameter_source("grace_hours")
     if source is not click.core.ParameterSource.DEFAULT and not sweep_orphans:
@@ -319,10 +319,11 @@ def outbox() -> None:
 @click.option("--event", "event_ids", multiple=True, help="only this event (repeatable); default every dead one")
 def outbox_requeue(event_ids: tuple[str, ...]) -> None:
     """Give dead-lettered events another round, after fixing what the broker refused."""
-    from workers.outbox import requeue_dead
+    from dossiers.outbox import requeue_dead
 
     with _database() as (_settings, sf):
-        n = requeue_dead(sf, list(event_ids) or None)
+        with sf.begin() as s:
+            n = requeue_dead(s, list(event_ids) or None)
     _echo_json({"requeued": n})
 
 

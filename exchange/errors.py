@@ -30,6 +30,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (de.OfficeMismatch, 403),
     (de.DepositInProgress, 409),
     (de.DepositRefused, 422),
+    (de.WebhookTargetRefused, 422),
     (de.TooManyRequests, 429),
     (de.Unauthenticated, 401),
     (de.Forbidden, 403),
@@ -94,18 +95,6 @@ def domain_problem(request: Request, exc: de.DomainError) -> JSONResponse:
                    errors=exc.errors, request_id=_request_id(request), **extra)
 
 
-def _write_audit(session_factory, records: list[dict]) -> None:
-    """Audit entries of a refused request, after its own transaction was rolled back."""
-    from dossiers import audit
-
-    try:
-        with session_factory.begin() as s:
-            for r in records:
-                audit.append(s, **r)
-    except Exception:  # noqa: BLE001 - the response must still go out
-        log.exception("could not write the audit entries of a refused request")
-
-
 def install(app: FastAPI) -> None:
     from fastapi.responses import RedirectResponse
 
@@ -120,7 +109,9 @@ def install(app: FastAPI) -> None:
         if exc.audit:
             from starlette.concurrency import run_in_threadpool
 
-            await run_in_threadpool(_write_audit, request.app.state.session_factory, exc.audit)
+            from dossiers.audit import append_apart
+
+            await run_in_threadpool(append_apart, request.app.state.session_factory, exc.audit)
         return domain_problem(request, exc)
 
     @app.exception_handler(de.StoredObjectCorrupt)

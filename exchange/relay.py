@@ -37,12 +37,15 @@ class Relay:
     def install(self) -> None:
         @event.listens_for(self._sf, "after_commit")
         def _after_commit(session):
-            tasks = session.info.pop("after_commit_tasks", None)
-            if tasks:
-                with self._lock:
-                    self._tasks.extend(tasks)
-            if session.info.pop("outbox_dirty", False) or tasks:
+            if session.info.pop("outbox_dirty", False):
                 self._wake.set()
+
+    def enqueue(self, name: str, args: list) -> None:
+        """Send the task ``name`` on the relay's thread, off the caller's path. Call it through
+        :func:`dossiers.aftercommit.after_commit`, so that the task goes only once its rows exist."""
+        with self._lock:
+            self._tasks.append((name, args))
+        self._wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)

@@ -370,7 +370,7 @@ def test_re_depositing_the_genuine_bytes_repairs_the_blob(any_stack, how):
 def test_a_repair_found_by_the_scrub_is_recorded_and_repaired(any_stack):
     """Corrupt bytes of the same size are found by the scrub; the next deposit of the genuine
     bytes repairs them, and the next scrub finds them whole."""
-    from workers.scrub import scrub
+    from dossiers.scrub import scrub
 
     kit = any_stack.office("SG")
     data = pdf("report")

@@ -20,11 +20,11 @@ import pytest
 import migrations
 from dossiers import registry
 from dossiers.db import make_engine, make_session_factory, utcnow
+from dossiers.scrub import sweep_orphans
 from dossiers.storage import blob_key, store_from_url
 from tests.conftest import _database
 from tests.support import manifest, new_key, sha, sign
 from tests.support import token as get_token
-from workers.scrub import sweep_orphans
 
 MiB = 1024 * 1024
 

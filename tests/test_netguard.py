@@ -1,4 +1,4 @@
-"""SSRF guard for webhook targets (workers/netguard.py): a table of URLs against a fake
+"""SSRF guard for webhook targets (dossiers/netguard.py): a table of URLs against a fake
 resolver (no real DNS), then the pinned transport against real loopback servers."""
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from workers import netguard
-from workers.netguard import PinnedTransport, TargetRefused, TargetUnresolvable, check_url, pinned_client
+from dossiers import netguard
+from dossiers.errors import WebhookTargetRefused as TargetRefused
+from dossiers.errors import WebhookTargetUnresolvable as TargetUnresolvable
+from dossiers.netguard import PinnedTransport, check_url, pinned_client
 
 DNS: dict[str, list[str]] = {
     "public.example.com": ["93.184.216.34"],

@@ -382,7 +382,7 @@ def test_metrics_count_deposits_refusals_and_reads_and_read_the_database(stack):
                               event_id=str(uuid.uuid4()), topic="dossier.deposited", payload={}, status="dead",
                               attempts=10, next_attempt_at=now, created_at=now, dead_at=now))
         s.add(OutboxEvent(id=str(uuid.uuid4()), topic="dossier.deposited", payload={}, attempts=20, dead_at=now))
-    from workers.scrub import scrub
+    from dossiers.scrub import scrub
 
     assert scrub(stack.session_factory, stack.store).ok == 5
     later = scrape(stack)

@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 
 from dossiers.db import utcnow
 from dossiers.models import AuditEntry, Blob, OutboxEvent
+from dossiers.scrub import scrub, sweep_orphans
 from dossiers.storage import StorageUnavailable, blob_key
 from tests.support import deposit, manifest, sign
-from workers.scrub import scrub, sweep_orphans
 
 FILES = {"sr-1": b"%PDF-1.7 search report " * 2000, "claims-1": b"%PDF-1.7 claims examined"}
 SR = hashlib.sha256(FILES["sr-1"]).hexdigest()

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from dossiers.db import utcnow
 from dossiers.models import Dossier, StatsMonthly
+from dossiers.stats import add_months, month_start, rollup, summary
 from tests.test_sharing import DOCS, World, make_world
-from workers.stats import add_months, month_start, rollup, summary
 
 SG_BYTES = len(b"%PDF SG search report")
 MY_BYTES = sum(len(v) for v in DOCS.values())

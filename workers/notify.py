@@ -29,8 +29,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crypto import webhooks
-from dossiers import audit, repository, signing_keys
+from dossiers import audit, netguard, repository, signing_keys
 from dossiers.db import utcnow
+from dossiers.errors import WebhookTargetRefused
 from dossiers.models import (
     AgreementMember,
     Notification,
@@ -42,7 +43,6 @@ from dossiers.models import (
 )
 from dossiers.policy import decide_for
 
-from . import netguard
 from .app import celery_app
 from .base import ExchangeTask, context
 
@@ -238,7 +238,7 @@ def deliver(session_factory, settings, delivery_id: str, *, lease: float = LEASE
                 client.close()
         status = r.status_code
         retry_after = _retry_after(r.headers.get("retry-after"))
-    except netguard.TargetRefused as exc:
+    except WebhookTargetRefused as exc:
         error = f"target refused: {exc}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -99,18 +99,6 @@ def _failed_attempt(ev: OutboxEvent, now, error: str, *, retry_at) -> None:
         log.warning("outbox event %s: %s", ev.id, error)
 
 
-def requeue_dead(session_factory, event_ids: list[str] | None = None) -> int:
-    """Give dead-lettered events another round (administrators, after fixing the cause)."""
-    with session_factory.begin() as s:
-        q = select(OutboxEvent).where(OutboxEvent.dead_at.is_not(None))
-        if event_ids:
-            q = q.where(OutboxEvent.id.in_(event_ids))
-        rows = s.scalars(q).all()
-        for ev in rows:
-            ev.dead_at, ev.attempts, ev.available_at = None, 0, utcnow()
-        return len(rows)
-
-
 @celery_app.task(name="outbox.relay", base=ExchangeTask)
 def relay() -> int:
     ctx = context()

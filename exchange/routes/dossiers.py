@@ -128,7 +128,7 @@ def timeline(dossier_id: str, session: SessionDep, rid: RequestIdDep,
     depositing office and the exchange's admin only: who read what is the depositor's to know."""
     from dossiers import repository
     from dossiers.errors import NotFound
-    from workers.tracking import timeline as build
+    from dossiers.tracking import timeline as build
 
     d = repository.dossier(session, dossier_id)
     if d is None or not (principal.is_admin or principal.office == d.office_code):

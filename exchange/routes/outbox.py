@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from dossiers.errors import InvalidRequest
 from dossiers.models import OutboxEvent
-from workers.outbox import requeue_dead
+from dossiers.outbox import requeue_dead
 
 from ..access.principals import ADMIN, Principal
 from ..deps import SessionDep, require
@@ -50,6 +50,6 @@ def list_outbox(session: SessionDep, state: str = "dead", limit: int = Query(100
 
 
 @router.post("/requeue")
-def requeue(request: Request, principal: Principal = require(ADMIN)) -> dict:
+def requeue(session: SessionDep, principal: Principal = require(ADMIN)) -> dict:
     """Give every dead-lettered event another round."""
-    return {"requeued": requeue_dead(request.app.state.session_factory)}
+    return {"requeued": requeue_dead(session)}

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from dossiers import stats
 from dossiers.errors import Forbidden, InvalidRequest
-from workers import stats
 
 from ..access.principals import ADMIN, OFFICE_ADMIN, Principal
 from ..deps import SessionDep, office_not_found, require

@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from dossiers import subscriptions
 from dossiers.errors import NotFound
-from workers import subscriptions
 
 from ..access.gate import Gate
 from ..access.principals import ADMIN, DEPOSITOR, EXAMINER, OFFICE_ADMIN, Principal

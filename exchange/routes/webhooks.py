@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from workers import subscriptions
+from dossiers import subscriptions
+from dossiers.aftercommit import after_commit
 
 from ..access.principals import OFFICE_ADMIN, Principal
 from ..deps import RequestIdDep, SessionDep, SettingsDep, public, require_office
@@ -101,7 +103,7 @@ def delivery_log(code: str, session: SessionDep, status: str | None = None, webh
 def redeliver(code: str, delivery_id: str, request: Request, session: SessionDep,
               principal: Principal = OfficeAdmin):
     d = subscriptions.redeliver(session, code, delivery_id, actor=principal.client_id)
-    session.info.setdefault("after_commit_tasks", []).append(("notify.deliver_webhook", [d.id]))
+    after_commit(session, partial(request.app.state.relay.enqueue, "notify.deliver_webhook", [d.id]))
     return _delivery(d)
 
 

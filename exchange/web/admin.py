@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from functools import partial
 from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -22,12 +23,12 @@ from starlette.datastructures import FormData
 
 from crypto.errors import AuditChainBroken, CryptoError
 from crypto.keys import OFFICE_ALGORITHMS, thumbprint
-from dossiers import agreements, aspec, audit, registry, users
+from dossiers import agreements, aspec, audit, registry, stats, subscriptions, users
+from dossiers.aftercommit import after_commit
 from dossiers.db import utcnow
 from dossiers.errors import Conflict, InvalidRequest, NotFound
 from dossiers.policy import agreement_facts
 from dossiers.schemas import DOCUMENT_TYPES
-from workers import stats, subscriptions
 
 from ..access.principals import ADMIN, OFFICE_ADMIN
 from ..deps import RequestIdDep, SessionDep, SettingsDep, office_not_found
@@ -436,7 +437,7 @@ def redeliver(code: str, delivery_id: str, request: Request, session: SessionDep
         d = subscriptions.redeliver(session, code, delivery_id, actor=form.actor)
     except FORM_ERRORS as exc:
         return _refused(request, session, back, exc)
-    session.info.setdefault("after_commit_tasks", []).append(("notify.deliver_webhook", [d.id]))
+    after_commit(session, partial(request.app.state.relay.enqueue, "notify.deliver_webhook", [d.id]))
     return _redirect(request, back, f"Delivery {d.id} queued again under the same webhook-id.")
 
 

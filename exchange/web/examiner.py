@@ -20,11 +20,10 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from dossiers import aspec, numbers, repository
+from dossiers import aspec, numbers, repository, subscriptions
 from dossiers.errors import DomainError, NotFound
 from dossiers.models import Application, Document, Dossier
 from dossiers.schemas import DOCUMENT_TYPES
-from workers import subscriptions
 
 from ..access.gate import Gate
 from ..access.principals import EXAMINER, OFFICE_ADMIN, Principal

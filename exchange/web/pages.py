@@ -54,7 +54,8 @@ def signin(request: Request, session: SessionDep, username: Annotated[str, Form(
     try:
         user = users.sign_in(session, username, password)
     except users.SignInRefused as exc:
-        session.commit()  # keep the failure count and its audit entry
+        # The page is an answer, not an error: the request's session commits the failure count
+        # and its audit entry.
         return page(request, "signin.html", status_code=401, csrf=expected, next=next_target(next), ctx=None,
                     username=username, error=str(exc))
     token, _ = users.open_session(session, user)

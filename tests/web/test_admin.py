@@ -11,12 +11,11 @@ from datetime import timedelta
 import httpx
 import sqlalchemy as sa
 
-from dossiers import users
+from dossiers import stats, subscriptions, users
 from dossiers.db import utcnow
 from dossiers.models import WebhookDelivery
 from tests.support import new_key
 from tests.web.conftest import PASSWORD, shot
-from workers import stats, subscriptions
 
 
 def cookies(page) -> dict:

@@ -9,9 +9,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from dossiers import tracking
 from dossiers.db import utcnow
-from workers import notify, outbox, tracking
 from tests.test_aspec import Aspec
+from workers import notify, outbox
 
 
 def test_relay_dead_letters_after_repeated_broker_failures_and_requeues(stack):

@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from .errors import WebhookTargetRefused, WebhookTargetUnresolvable
+
 __all__ = [
     "PinnedTransport",
-    "TargetRefused",
-    "TargetUnresolvable",
     "check_url",
     "pinned_client",
 ]
@@ -54,23 +54,6 @@ _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 _SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
-
-
-class TargetRefused(Exception):
-    """A webhook URL that the exchange will not call; the message says why."""
-
-    code = "webhook-target-refused"
-
-    def __init__(self, url: str, reason: str):
-        super().__init__(f"webhook target {url!r} refused: {reason}")
-        self.url = url
-        self.reason = reason
-
-
-class TargetUnresolvable(TargetRefused):
-    """The host name did not resolve. Unlike other refusals this may pass: retry later."""
-
-    code = "webhook-target-unresolvable"
 
 
 def _normalise_host(host: str) -> str:
@@ -158,32 +141,32 @@ def _is_host_name(host: str) -> bool:
 def _target(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of a URL that may be called at all, before any resolution."""
     if not isinstance(url, str) or not url:
-        raise TargetRefused(str(url), "not a URL")
+        raise WebhookTargetRefused(str(url), "not a URL")
     # Spaces, controls and backslashes are read differently by different URL parsers; a
     # URL that needs them is not one an office has to register.
     if _UNSAFE_CHARS.search(url) or not url.isascii():
-        raise TargetRefused(url, "the URL holds whitespace, control characters, backslashes or non-ASCII text "
+        raise WebhookTargetRefused(url, "the URL holds whitespace, control characters, backslashes or non-ASCII text "
                                  "(write an international host name in its xn-- form)")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise TargetRefused(url, "only http and https URLs are called")
+        raise WebhookTargetRefused(url, "only http and https URLs are called")
     if "@" in parts.netloc:
-        raise TargetRefused(url, "credentials in the URL (user:password@) are not accepted")
+        raise WebhookTargetRefused(url, "credentials in the URL (user:password@) are not accepted")
     host = parts.hostname
     if not host:
-        raise TargetRefused(url, "the URL names no host")
+        raise WebhookTargetRefused(url, "the URL names no host")
     try:
         port = parts.port
     except ValueError:
-        raise TargetRefused(url, "the port is not a number from 1 to 65535") from None
+        raise WebhookTargetRefused(url, "the port is not a number from 1 to 65535") from None
     if port is None:
         port = _DEFAULT_PORTS[scheme]
     if not 1 <= port <= 65535:
-        raise TargetRefused(url, "the port is not a number from 1 to 65535")
+        raise WebhookTargetRefused(url, "the port is not a number from 1 to 65535")
     host = _normalise_host(host)
     if _as_ip(host) is None and not _is_host_name(host):
-        raise TargetRefused(url, f"{host!r} is neither a DNS host name nor an IP address")
+        raise WebhookTargetRefused(url, f"{host!r} is neither a DNS host name nor an IP address")
     return scheme, host, port
 
 
@@ -191,7 +174,7 @@ Resolver = Callable[..., Iterable[tuple]]
 
 
 def check_url(url: str, allow: Sequence[str] = (), *, resolve: Resolver = socket.getaddrinfo) -> list[str]:
-    """The addresses a webhook to ``url`` may connect to, or :class:`TargetRefused`.
+    """The addresses a webhook to ``url`` may connect to, or :class:`~dossiers.errors.WebhookTargetRefused`.
 
     ``allow`` holds the operator's exceptions (``EXCHANGE_WEBHOOK_ALLOW_HOSTS``): host names,
     matched exactly and case-insensitively, which approve every address they resolve to, and
@@ -212,17 +195,17 @@ def check_url(url: str, allow: Sequence[str] = (), *, resolve: Resolver = socket
         try:
             answers = list(resolve(host, port, type=socket.SOCK_STREAM))
         except (OSError, UnicodeError) as exc:
-            raise TargetUnresolvable(url, f"{host!r} does not resolve ({exc})") from None
+            raise WebhookTargetUnresolvable(url, f"{host!r} does not resolve ({exc})") from None
         addresses = []
         for family, *_, sockaddr in answers:
             text = str(sockaddr[0]).split("%", 1)[0] if family in (socket.AF_INET, socket.AF_INET6) else ""
             address = _as_ip(text)
             if address is None:
-                raise TargetRefused(url, f"{host!r} resolves to something that is not an IP address")
+                raise WebhookTargetRefused(url, f"{host!r} resolves to something that is not an IP address")
             if address not in addresses:
                 addresses.append(address)
         if not addresses:
-            raise TargetUnresolvable(url, f"{host!r} resolves to no address")
+            raise WebhookTargetUnresolvable(url, f"{host!r} resolves to no address")
 
     if host in allowed_hosts:
         return [str(address) for address in addresses]
@@ -231,7 +214,7 @@ def check_url(url: str, allow: Sequence[str] = (), *, resolve: Resolver = socket
         if reason is None or any(address in network for network in allowed_networks):
             continue
         named = "" if literal is not None else f"{host!r} resolves to "
-        raise TargetRefused(url, f"{named}{address}, {reason}; "
+        raise WebhookTargetRefused(url, f"{named}{address}, {reason}; "
                                  "the operator may allow it in EXCHANGE_WEBHOOK_ALLOW_HOSTS")
     return [str(address) for address in addresses]
 
@@ -247,7 +230,7 @@ class _PinnedBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         if _normalise_host(host.strip("[]")) != self._host:
-            raise TargetRefused(host, "the connection is not to the host that was checked")
+            raise WebhookTargetRefused(host, "the connection is not to the host that was checked")
         last: Exception | None = None
         for address in self._addresses:
             try:
@@ -270,7 +253,7 @@ class PinnedTransport(httpx.HTTPTransport):
 
     ``url`` gives the origin (scheme, host, port); ``approved_ips`` are the addresses
     :func:`check_url` returned for it. Requests for another origin raise
-    :class:`TargetRefused`. Keyword arguments ``verify`` (an SSL context or a bool),
+    :class:`WebhookTargetRefused`. Keyword arguments ``verify`` (an SSL context or a bool),
     ``http1``, ``http2``, ``limits``, ``retries`` and ``socket_options`` mean what they mean
     to :class:`httpx.HTTPTransport`; proxies and Unix sockets are not offered.
     """
@@ -320,7 +303,7 @@ class PinnedTransport(httpx.HTTPTransport):
         scheme = request.url.scheme.lower()
         origin = (scheme, _normalise_host(request.url.host), request.url.port or _DEFAULT_PORTS.get(scheme, 0))
         if origin != self._origin:
-            raise TargetRefused(str(request.url), "this transport was approved for another origin")
+            raise WebhookTargetRefused(str(request.url), "this transport was approved for another origin")
         return super().handle_request(request)
 
 
@@ -334,7 +317,7 @@ def pinned_client(
 ) -> httpx.Client:
     """A client for one delivery to ``url``: checked now, pinned to the approved addresses.
 
-    Raises :class:`TargetRefused` as :func:`check_url` does. The client follows no
+    Raises :class:`WebhookTargetRefused` as :func:`check_url` does. The client follows no
     redirects (a 3xx is a failed delivery, and its target was never checked) and ignores
     proxy settings from the environment. Close it (``with pinned_client(...) as client``).
     """

@@ -11,17 +11,13 @@ from sqlalchemy.orm import Session
 from crypto import webhooks
 from dossiers import audit, repository
 from dossiers.db import utcnow
-from dossiers.errors import InvalidRequest, NotFound
+from dossiers.errors import InvalidRequest, NotFound, WebhookTargetRefused, WebhookTargetUnresolvable
 from dossiers.models import Notification, Office, Watch, WebhookDelivery, WebhookSubscription
 from dossiers.schemas import DOCUMENT_TYPES
 
 from . import netguard
 
 TOPICS = ("dossier.deposited", "dossier.accessed", "agreement.changed", "aspec_request.decided")
-
-
-class WebhookTargetRefused(InvalidRequest):
-    code, title = "webhook-target-refused", "Webhook target refused"
 
 
 def subscribe(s: Session, office: str, *, url: str, events: list[str], description: str | None,
@@ -33,8 +29,9 @@ def subscribe(s: Session, office: str, *, url: str, events: list[str], descripti
         raise InvalidRequest(f"unknown events: {', '.join(bad)}; choose from {', '.join(TOPICS)}")
     try:
         netguard.check_url(url, allow)
-    except netguard.TargetRefused as exc:
-        raise WebhookTargetRefused(str(exc)) from None
+    except WebhookTargetUnresolvable as exc:
+        # Registration answers every refusal alike; only a delivery may retry an unresolvable host.
+        raise WebhookTargetRefused(exc.url, exc.reason) from None
     sub = WebhookSubscription(id=str(uuid.uuid4()), office_code=office, url=url, events=sorted(set(events)),
                               secret=webhooks.new_secret(), description=description, created_by=actor)
     s.add(sub)
