@@ -12,14 +12,27 @@ import click
 
 from .clitools import echo_json as _echo_json
 from .clitools import fail as _fail
-from .settings import Settings
+from . import metrics_dir
+from .settings import Settings, SettingsError
 from .office.cli import api_options, call, client, office, verify
 from .processes import exit_on_sigterm, start_embedded_worker, stop_process
 
 
 
 
-@click.group()
+class _Exchange(click.Group):
+    """A setting that cannot be used ends any verb with one line naming it and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = 2
+            raise error from None
+
+
+@click.group(cls=_Exchange)
 @click.version_option(package_name="patent-exchange")
 def main() -> None:
     """Patent examination worksharing exchange."""
@@ -39,6 +52,8 @@ def serve(host: str, port: int, workers: int) -> None:
     # the operator says otherwise; the API processes of --workers N read it from the environment.
     os.environ.setdefault("EXCHANGE_READY_REQUIRES_WORKER", "true")
     settings = Settings.from_env()
+    # One set of figures from the N processes (before any of them imports prometheus_client).
+    metrics_dir.prepare(settings.home)
     log_config = _configure_logging(settings)
     embedded = None
     if settings.embedded:
@@ -65,7 +80,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int, log_config: d
     if log_config is not None:
         options["log_config"] = log_config
     if workers > 1:
-        uvicorn.run("exchange.app:create_app", factory=True, workers=workers, **options)
+        # A child that starts slowly on a busy machine (the app's import) is not taken for a hung one.
+        uvicorn.run("exchange.app:create_app", factory=True, workers=workers, timeout_worker_healthcheck=60,
+                    **options)
     else:
         app = create_app(settings)
         app.state.embedded_worker = embedded_worker  # /readyz asks it whether the worker runs

@@ -1,12 +1,14 @@
-"""Prometheus metrics without a client library: counters, gauges and histograms with labels,
-thread-safe, rendered in the text exposition format 0.0.4; and ``GET /metrics``.
+"""Prometheus metrics with ``prometheus-client``, and ``GET /metrics`` (text exposition format
+0.0.4).
 
 Two kinds of figures:
 
-- **counted by this process** as things happen: deposits, refusals, access decisions, HTTP
-  requests. They start at zero when the process starts, as Prometheus expects of counters
-  (``rate()`` handles the reset). Behind ``exchange serve --workers N`` each process counts
-  its own requests, and a scrape reaches one of them.
+- **counted** as things happen: deposits, refusals, access decisions, HTTP requests. They start
+  at zero, as Prometheus expects of counters (``rate()`` handles a reset). Under ``exchange
+  serve`` the client library's multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``, set up by
+  :mod:`exchange.metrics_dir` before any process imports the library): each process writes its
+  figures to a file there and a scrape of any of the ``--workers N`` processes reads them all,
+  counters summed. Without it (an app in a test, say) a process reports its own.
 - **read from the database at scrape time**: webhook deliveries by status (the dead ones are
   the dead letters), the outbox queue (unsent events and the age of the oldest), dead-lettered
   events, and blob integrity as the scrub left it. Every process answers the same.
@@ -17,14 +19,17 @@ never from ids, so the number of series stays bounded.
 
 from __future__ import annotations
 
-import math
-import re
-import threading
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable
 from datetime import datetime
 
+import prometheus_client
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
@@ -33,162 +38,96 @@ from dossiers.db import utcnow
 from dossiers.models import Blob, OutboxEvent, WebhookDelivery
 
 from .deps import public
+from .metrics_dir import ENV as MULTIPROC_ENV
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-Sample = tuple[str, dict[str, str], float]  # (name suffix, labels, value)
-
-
-def format_value(v: float) -> str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if float(v).is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return repr(float(v))
-
-
-def _escape_label(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-class Metric:
-    """One metric family: a name, a help text, label names, and a value per label set."""
-
-    kind = "untyped"
-    _reserved: frozenset[str] = frozenset()
-
-    def __init__(self, name: str, help: str, labels: Iterable[str] = ()):
-        labels = tuple(labels)
-        if not _NAME.match(name):
-            raise ValueError(f"invalid metric name {name!r}")
-        for label in labels:
-            if not _LABEL.match(label) or label.startswith("__") or label in self._reserved:
-                raise ValueError(f"invalid label name {label!r} for {name}")
-        self.name, self.help, self.labelnames = name, help, labels
-        self._values: dict[tuple[str, ...], object] = {}
-        self._lock = threading.Lock()
-
-    def _key(self, labels: dict) -> tuple[str, ...]:
-        if set(labels) != set(self.labelnames):
-            raise ValueError(f"{self.name} takes the labels {', '.join(self.labelnames) or '(none)'}, "
-                             f"not {', '.join(sorted(labels)) or '(none)'}")
-        return tuple(str(labels[n]) for n in self.labelnames)
-
-    def _labels(self, key: tuple[str, ...]) -> dict[str, str]:
-        return dict(zip(self.labelnames, key))
-
-    def samples(self) -> Iterator[Sample]:
-        with self._lock:
-            items = sorted(self._values.items())
-        for key, value in items:
-            yield "", self._labels(key), float(value)  # type: ignore[arg-type]
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
-        for suffix, labels, value in self.samples():
-            inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
-            lines.append(f"{self.name}{suffix}{{{inner}}} {format_value(value)}" if inner
-                         else f"{self.name}{suffix} {format_value(value)}")
-        return lines
-
-
-class Counter(Metric):
-    kind = "counter"
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        if amount < 0:
-            raise ValueError("a counter only goes up")
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount  # type: ignore[operator]
-
-    def value(self, **labels: str) -> float:
-        with self._lock:
-            return float(self._values.get(self._key(labels), 0.0))  # type: ignore[arg-type]
-
-
-class Gauge(Metric):
-    kind = "gauge"
-
-    def set(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = float(value)
-
-
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
+# No `_created` series: the figures are what they were before the client library.
+prometheus_client.disable_created_metrics()
 
-class Histogram(Metric):
-    kind = "histogram"
-    _reserved = frozenset({"le"})
 
-    def __init__(self, name: str, help: str, labels: Iterable[str] = (), buckets: Iterable[float] = DEFAULT_BUCKETS):
-        super().__init__(name, help, labels)
-        self.buckets = tuple(sorted(float(b) for b in buckets if not math.isinf(b)))
+class _Labelled:
+    """A metric of the client library, with labels given as keywords: ``inc(office="SG")``."""
 
+    def __init__(self, metric):
+        self.metric = metric
+        self.name = metric._name
+
+    def _child(self, labels: dict[str, str]):
+        return self.metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else self.metric
+
+    def value(self, **labels: str) -> float:
+        """This process's figure (for tests of a single process)."""
+        wanted = {k: str(v) for k, v in labels.items()}
+        return sum(s.value for m in self.metric.collect() for s in m.samples
+                   if s.name in (self.name, f"{self.name}_total") and s.labels == wanted)
+
+
+class Counter(_Labelled):
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        self._child(labels).inc(amount)
+
+
+class Gauge(_Labelled):
+    def set(self, value: float, **labels: str) -> None:
+        self._child(labels).set(value)
+
+
+class Histogram(_Labelled):
     def observe(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            counts, total = self._values.setdefault(key, ([0] * len(self.buckets), [0.0, 0]))  # type: ignore[misc]
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    counts[i] += 1
-                    break
-            total[0] += value
-            total[1] += 1
-
-    def samples(self) -> Iterator[Sample]:
-        with self._lock:
-            items = sorted((k, (list(c), list(t))) for k, (c, t) in self._values.items())  # type: ignore[misc]
-        for key, (counts, (total, n)) in items:
-            labels = self._labels(key)
-            cumulative = 0
-            for bound, c in zip(self.buckets, counts):
-                cumulative += c
-                yield "_bucket", {**labels, "le": format_value(bound)}, cumulative
-            yield "_bucket", {**labels, "le": "+Inf"}, n
-            yield "_sum", labels, total
-            yield "_count", labels, n
+        self._child(labels).observe(value)
 
 
 class Registry:
-    def __init__(self) -> None:
-        self._metrics: dict[str, Metric] = {}
-        self._lock = threading.Lock()
+    """The counted metrics of this process (not the client library's default registry, which
+    also holds the interpreter's own figures)."""
 
-    def register(self, metric: Metric) -> Metric:
-        with self._lock:
-            if metric.name in self._metrics:
-                raise ValueError(f"metric {metric.name} is already registered")
-            self._metrics[metric.name] = metric
-        return metric
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
 
     def counter(self, name: str, help: str, labels: Iterable[str] = ()) -> Counter:
-        return self.register(Counter(name, help, labels))  # type: ignore[return-value]
+        return Counter(prometheus_client.Counter(name, help, tuple(labels), registry=self.registry))
 
     def gauge(self, name: str, help: str, labels: Iterable[str] = ()) -> Gauge:
-        return self.register(Gauge(name, help, labels))  # type: ignore[return-value]
+        # Several processes: the largest value (only one process sets a gauge of ours; others hold 0).
+        return Gauge(prometheus_client.Gauge(name, help, tuple(labels), registry=self.registry,
+                                             multiprocess_mode="max"))
 
-    def histogram(self, name: str, help: str, labels: Iterable[str] = (), **kw) -> Histogram:
-        return self.register(Histogram(name, help, labels, **kw))  # type: ignore[return-value]
+    def histogram(self, name: str, help: str, labels: Iterable[str] = (),
+                  buckets: Iterable[float] = DEFAULT_BUCKETS) -> Histogram:
+        return Histogram(prometheus_client.Histogram(name, help, tuple(labels), registry=self.registry,
+                                                     buckets=tuple(buckets)))
 
-    def render(self, extra: Iterable[Metric] = ()) -> str:
-        with self._lock:
-            metrics = list(self._metrics.values())
-        lines: list[str] = []
-        for m in [*metrics, *extra]:
-            lines += m.render()
-        return "\n".join(lines) + "\n"
+    def collect(self) -> Iterable[Metric]:
+        """Every process's figures in multiprocess mode, else this process's."""
+        path = os.environ.get(MULTIPROC_ENV)
+        if not path:
+            return self.registry.collect()
+        families = list(MultiProcessCollector(None, path=path).collect())
+        # A family no process has a series of yet is still declared, as in a single process.
+        named = {f.name for f in families}
+        return families + [Metric(f.name, f.documentation, f.type) for f in self.registry.collect()
+                           if f.name not in named]
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]):
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def exposition(families: Iterable[Metric]) -> str:
+    """The text exposition format 0.0.4 of ``families``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry).decode()
+
+
+def _gauge(name: str, help: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help, labels=list(labels))
 
 
 # --- what this process counts ----------------------------------------------------------------
@@ -251,20 +190,20 @@ def database_metrics(session_factory: sessionmaker, now: datetime | None = None)
     """Gauges read now: a few aggregate queries, each on an index but the blob one (a count by
     state over the blob table)."""
     now = now or utcnow()
-    up = Gauge("exchange_metrics_database_up",
+    up = _gauge("exchange_metrics_database_up",
                "1 if the database answered this scrape's queries; 0 and the figures below are left out if not.")
-    deliveries = Gauge("exchange_webhook_deliveries",
+    deliveries = _gauge("exchange_webhook_deliveries",
                        "Webhook deliveries by status; dead ones are the dead letters (GET "
                        "/v1/offices/{code}/deliveries, redeliver).", ("status",))
-    unsent = Gauge("exchange_outbox_unsent_events",
+    unsent = _gauge("exchange_outbox_unsent_events",
                    "Outbox events not yet published to the broker (dead-lettered ones excluded).")
-    lag = Gauge("exchange_outbox_oldest_unsent_age_seconds",
+    lag = _gauge("exchange_outbox_oldest_unsent_age_seconds",
                 "Age of the oldest outbox event not yet published (0 when none waits): the relay's lag.")
-    dead = Gauge("exchange_outbox_dead_events",
+    dead = _gauge("exchange_outbox_dead_events",
                  "Outbox events dead-lettered after the broker refused them too often (POST /v1/outbox/requeue).")
-    blobs = Gauge("exchange_blobs", "Stored documents (blobs) by the integrity state the scrub last recorded.",
+    blobs = _gauge("exchange_blobs", "Stored documents (blobs) by the integrity state the scrub last recorded.",
                   ("integrity",))
-    verified = Gauge("exchange_blob_last_verified_timestamp_seconds",
+    verified = _gauge("exchange_blob_last_verified_timestamp_seconds",
                      "Unix time of the most recent integrity check of any blob (0 if none yet): a scrub that "
                      "stopped running shows here.")
     try:
@@ -279,18 +218,18 @@ def database_metrics(session_factory: sessionmaker, now: datetime | None = None)
             by_state = {state: (n, last) for state, n, last in s.execute(
                 select(Blob.integrity, func.count(), func.max(Blob.verified_at)).group_by(Blob.integrity))}
     except SQLAlchemyError:
-        up.set(0)
+        up.add_metric([], 0)
         return [up]
-    up.set(1)
+    up.add_metric([], 1)
     for status in sorted({*DELIVERY_STATUSES, *by_status}):
-        deliveries.set(by_status.get(status, 0), status=status)
-    unsent.set(n_unsent)
-    lag.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-    dead.set(n_dead or 0)
+        deliveries.add_metric([status], by_status.get(status, 0))
+    unsent.add_metric([], n_unsent)
+    lag.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+    dead.add_metric([], n_dead or 0)
     for state in sorted({*INTEGRITY_STATES, *by_state}):
-        blobs.set(by_state.get(state, (0, None))[0], integrity=state)
+        blobs.add_metric([state], by_state.get(state, (0, None))[0])
     last = max((t for _, t in by_state.values() if t is not None), default=None)
-    verified.set(_timestamp(last))
+    verified.add_metric([], _timestamp(last))
     return [up, deliveries, unsent, lag, dead, blobs, verified]
 
 
@@ -298,27 +237,27 @@ def broker_metrics(broker_url: str) -> list[Metric]:
     """The workers' lag: tasks waiting in the broker, read at scrape time."""
     from workers.app import queue_depth
 
-    up = Gauge("exchange_metrics_broker_up", "1 if the broker answered this scrape; 0 and the queue depth is "
+    up = _gauge("exchange_metrics_broker_up", "1 if the broker answered this scrape; 0 and the queue depth is "
                "left out if not.")
-    depth = Gauge("exchange_broker_queue_messages",
+    depth = _gauge("exchange_broker_queue_messages",
                   "Tasks waiting in the broker's queue, not yet taken by a worker: growing means too few workers.")
     try:
         n = queue_depth(broker_url)
     except Exception:  # noqa: BLE001 - any broker failure is a 0 here; /readyz names it
-        up.set(0)
+        up.add_metric([], 0)
         return [up]
-    up.set(1)
+    up.add_metric([], 1)
     if n is None:
         return [up]
-    depth.set(n)
+    depth.add_metric([], n)
     return [up, depth]
 
 
 def render(session_factory: sessionmaker, broker_url: str | None = None) -> str:
-    extra = database_metrics(session_factory)
+    families = [*REGISTRY.collect(), *database_metrics(session_factory)]
     if broker_url:
-        extra += broker_metrics(broker_url)
-    return REGISTRY.render(extra)
+        families += broker_metrics(broker_url)
+    return exposition(families)
 
 
 # --- the route -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from dossiers.db import utcnow
 from dossiers.errors import TooManyRequests
 from dossiers.models import WebUser
 from exchange.access.ratelimit import RateLimits
-from exchange.settings import Settings
+from exchange.settings import Settings, SettingsError
 from tests.conftest import REDIS_URL, missing
 
 PASSWORD = "correct horse battery staple"
@@ -317,7 +317,7 @@ def test_limit_settings_from_the_environment(tmp_path):
                              "EXCHANGE_RATE_LIMIT_STORAGE_URL": "redis://limits:6379/3",
                              "EXCHANGE_TOKEN_LIMIT_PER_CLIENT": "5 per minute; 50 per hour"})
     assert own.rate_limit_storage == "redis://limits:6379/3" and own.token_limit_per_client == "5 per minute; 50 per hour"
-    with pytest.raises(SystemExit, match="EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT"):
+    with pytest.raises(SettingsError, match="EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT"):
         Settings.from_env({"EXCHANGE_HOME": str(tmp_path), "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT": "lots"})
 
 

@@ -272,7 +272,7 @@ def redis_url():
 
 
 def test_on_redis_readyz_follows_the_heartbeat_of_a_real_worker(pg_stack, redis_url, tmp_path):
-    settings = dataclasses.replace(pg_stack.settings, broker_url=redis_url, ready_requires_worker=True)
+    settings = pg_stack.settings.replace(broker_url=redis_url, ready_requires_worker=True)
     server = ServerThread(create_app(settings, store=pg_stack.store, session_factory=pg_stack.session_factory)).start()
     worker = None
     try:

@@ -6,7 +6,6 @@ stacks' uvicorn servers."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -201,7 +200,7 @@ def body_limits(stack, idle: float, rate: int):
     """The stack's app with other body limits (read from its settings at each request)."""
     state = stack.server.config.app.state
     before = state.settings
-    state.settings = dataclasses.replace(before, body_idle_timeout_seconds=idle, body_min_rate_bytes=rate)
+    state.settings = before.replace(body_idle_timeout_seconds=idle, body_min_rate_bytes=rate)
     try:
         yield stack
     finally:
