@@ -168,4 +168,4 @@ def test_the_office_tool_needs_no_server():
 
 def test_the_demo_sink_is_no_route_of_the_server():
     assert not (ROOT / "exchange" / "routes" / "demo_sink.py").exists()
-    assert "exchange.demo.sink" not in {m for m in imported("exchange.app", top_level=False)}
+    assert "exchange.demo.sink" not in set(imported("exchange.app", top_level=False))

@@ -7,7 +7,8 @@ import textwrap
 
 
 def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1", "replace").decode("latin-1")
+    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return escaped.encode("latin-1", "replace").decode("latin-1")
 
 
 def render(title: str, lines: list[str], *, width: int = 95) -> bytes:

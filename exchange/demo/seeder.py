@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,7 +71,7 @@ class DemoSeedFailed(Exception):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _write(path: Path, data: dict) -> None:
@@ -294,7 +294,7 @@ def _searched(deposit: Deposit) -> bool:
 
 def _signed_at() -> str:
     # A minute back: the exchange refuses a manifest signed in its future, and clocks drift.
-    moment = datetime.now(timezone.utc) - timedelta(minutes=1)
+    moment = datetime.now(UTC) - timedelta(minutes=1)
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
@@ -422,7 +422,7 @@ def run(host: str, port: int) -> None:
             else:
                 _banner(url, creds if creds["url"] == url else _moved(url, creds, settings.home), settings.home,
                         reused=True)
-        except Exception as exc:  # noqa: BLE001 - reported, and the server stops
+        except Exception as exc:  # reported, and the server stops
             failed.append(exc)
             server.should_exit = True
 

@@ -83,7 +83,7 @@ def register_key(office_code, public_key, kid, alg, not_after, url, client_id, c
     pem = public_key.read_text()
     try:
         kid = kid or thumbprint(pem, alg)
-    except Exception as exc:  # noqa: BLE001 - shown to the user
+    except Exception as exc:
         fail(f"{public_key} is not a {alg} public key: {exc}")
     body = {"kid": kid, "alg": alg, "public_key_pem": pem}
     if not_after:
@@ -136,7 +136,8 @@ def deposit(folder, key_path, kid, quiet, resign, url, client_id, client_secret)
             result = call(lambda: c.deposit(token, prepared.files, progress=bar.update))
     (folder / "manifest.jws").write_text(token)
     (folder / "receipt.jws").write_text(result["receipt"])
-    echo_json({"dossier_id": result["dossier_id"], "status": "created" if result["status"] == 201 else "already deposited",
+    status = "created" if result["status"] == 201 else "already deposited"
+    echo_json({"dossier_id": result["dossier_id"], "status": status,
                 "received_at": result["received_at"], "receipt": str(folder / "receipt.jws")})
 
 

@@ -15,7 +15,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -89,7 +89,7 @@ def prepare_folder(folder: Path, *, signed_at: datetime | None = None) -> Prepar
         "application": meta.get("application"),
         "documents": documents,
         "citations": meta.get("citations", []),
-        "signed_at": (signed_at or datetime.now(timezone.utc)).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "signed_at": (signed_at or datetime.now(UTC)).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     return PreparedDossier(manifest, files)
 
@@ -252,7 +252,8 @@ def _parse_time(v: str | None) -> datetime | None:
     return datetime.fromisoformat(v.replace("Z", "+00:00")) if v else None
 
 
-def verify_folder(folder: Path, *, office_keys: list[dict] | None = None, exchange_jwks: dict | None = None) -> Verification:
+def verify_folder(folder: Path, *, office_keys: list[dict] | None = None,
+                  exchange_jwks: dict | None = None) -> Verification:
     """Check a fetched dossier offline: the depositor's signature against the office's key
     valid at ``signed_at``, every document's digest and size, and the exchange's receipt."""
     v = Verification()
@@ -278,7 +279,8 @@ def verify_folder(folder: Path, *, office_keys: list[dict] | None = None, exchan
     signed_at = _parse_time(manifest.get("signed_at"))
     revoked = _parse_time(record.get("revoked_at"))
     nb, na = _parse_time(record.get("not_before")), _parse_time(record.get("not_after"))
-    valid = (revoked is None or signed_at < revoked) and (nb is None or signed_at >= nb) and (na is None or signed_at < na)
+    valid = ((revoked is None or signed_at < revoked) and (nb is None or signed_at >= nb)
+             and (na is None or signed_at < na))
     v.check(valid, f"key {record['kid']} valid at signed_at {manifest.get('signed_at')}"
             + (f" (revoked {record['revoked_at']})" if revoked else ""))
     for d in manifest.get("documents", []):

@@ -115,7 +115,7 @@ class ST96Error(ValueError):
 # --- parsing, safely -----------------------------------------------------------------------
 
 class _NoDoctype(ET.TreeBuilder):
-    def doctype(self, name, pubid, system):  # noqa: ARG002 - the parser's hook
+    def doctype(self, name, pubid, system):  # the parser's hook: any declaration is refused
         raise ST96Error("document type declarations (<!DOCTYPE>) are refused")
 
 
@@ -434,7 +434,7 @@ def _categories(value: str, where: str) -> list[str]:
         return ["&"]
     if v.upper() in CATEGORIES:
         return [v.upper()]
-    letters = [c for c in re.sub(r"[\s,;/]", "", v.upper())]
+    letters = list(re.sub(r"[\s,;/]", "", v.upper()))
     if letters and all(c in CATEGORIES for c in letters):
         return list(dict.fromkeys(letters))
     raise ST96Error(f"{where}: unknown citation category {value!r}; ST.14 categories are "
