@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 from dataclasses import dataclass
 
 SHA256 = "sha-256"
@@ -18,23 +17,9 @@ class Digest:
     algorithm: str
     hex: str
 
-    @classmethod
-    def sha256_of(cls, data: bytes) -> "Digest":
-        return cls(SHA256, hashlib.sha256(data).hexdigest())
-
-    @property
-    def raw(self) -> bytes:
-        return bytes.fromhex(self.hex)
-
     def repr_digest_header(self) -> str:
         """The RFC 9530 ``Repr-Digest`` field value, e.g. ``sha-256=:base64:``."""
-        return f"{self.algorithm}=:{base64.b64encode(self.raw).decode()}:"
-
-    def matches(self, other: "Digest") -> bool:
-        return self.algorithm == other.algorithm and hmac.compare_digest(self.hex, other.hex)
-
-    def __str__(self) -> str:
-        return f"{self.algorithm}:{self.hex}"
+        return f"{self.algorithm}=:{base64.b64encode(bytes.fromhex(self.hex)).decode()}:"
 
 
 class StreamingHasher:
@@ -52,12 +37,3 @@ class StreamingHasher:
 
     def digest(self) -> Digest:
         return Digest(SHA256, self._h.hexdigest())
-
-
-def parse_repr_digest(value: str) -> Digest:
-    """Parse a ``Repr-Digest`` value holding a sha-256 member (RFC 9530)."""
-    for member in value.split(","):
-        name, _, rest = member.strip().partition("=")
-        if name.strip() == SHA256 and rest.startswith(":") and rest.endswith(":"):
-            return Digest(SHA256, base64.b64decode(rest[1:-1]).hex())
-    raise ValueError("no sha-256 member in Repr-Digest")

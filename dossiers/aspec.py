@@ -18,6 +18,7 @@ from . import audit, outbox, policy, repository
 from .db import utcnow
 from .errors import Forbidden, InvalidRequest, NotFound, NotOwnApplication, ReliedDocumentUnknown
 from .models import AspecRequest, Document, Dossier, Office
+from .vocab import AspecReason, AuditAction, AuditOutcome, Topic
 
 ASEAN = frozenset({"SG", "MY", "TH", "VN", "ID", "PH", "BN", "KH", "LA"})
 ROUTES = ("ASPEC", "PCT-ASPEC", "AIM")
@@ -106,12 +107,12 @@ def file_request(s: Session, *, so_office: str, route: str, application: dict, f
     so = s.get(Office, so_office)
     settings = office_settings(so)
     on = requested_on or now.date()
-    reasons: list[str] = []
+    reasons: list[AspecReason] = []
 
     if so_office == fo_office or not _in_force_aspec(s, so_office, fo_office, now):
-        reasons.append("NOT_PARTICIPANT")
+        reasons.append(AspecReason.NOT_PARTICIPANT)
     if basis is None:
-        reasons.append("NOT_CORRESPONDING")
+        reasons.append(AspecReason.NOT_CORRESPONDING)
 
     types = {d.type for d in docs}
     pct = route == "PCT-ASPEC"
@@ -121,22 +122,22 @@ def file_request(s: Session, *, so_office: str, route: str, application: dict, f
     opinion_ok = (on >= WRITTEN_OPINION_FROM and settings["accepts_written_opinion"]
                   and any(d.type == opinion and d.allowable_claims for d in docs))
     if not ({search, exam} <= types or opinion_ok):
-        reasons.append("MISSING_MIN_DOCS")
+        reasons.append(AspecReason.MISSING_MIN_DOCS)
     if reports and not allowable:
-        reasons.append("NO_ALLOWABLE_CLAIM")
+        reasons.append(AspecReason.NO_ALLOWABLE_CLAIM)
     if pct and any(d.type in {"ISR", "WOISA", "IPRP"} and d.dossier.office_code not in ASEAN for d in docs):
-        reasons.append("ISA_NOT_ASEAN")
+        reasons.append(AspecReason.ISA_NOT_ASEAN)
     if "CLAIMS" not in types:
-        reasons.append("MISSING_CLAIMS")
+        reasons.append(AspecReason.MISSING_CLAIMS)
     if settings["requires_cct"] and "CCT" not in types and not claim_correspondence:
-        reasons.append("MISSING_CCT")
+        reasons.append(AspecReason.MISSING_CCT)
     if any(not _english(d, d.dossier.documents) for d in docs):
-        reasons.append("NOT_ENGLISH")
+        reasons.append(AspecReason.NOT_ENGLISH)
     decided = s.scalars(select(Document.id).join(Dossier).where(
         Dossier.application_id == so_app.id, Dossier.office_code == so_office,
         Document.type.in_(("GRANT", "REFUSAL"))).limit(1)).first()
     if decided is not None:
-        reasons.append("TOO_LATE")
+        reasons.append(AspecReason.TOO_LATE)
 
     req = AspecRequest(
         id=str(uuid.uuid4()), route=route, so_office=so_office, so_application_id=so_app.id, fo_office=fo_office,
@@ -154,8 +155,8 @@ def file_request(s: Session, *, so_office: str, route: str, application: dict, f
 def _decided(s: Session, req: AspecRequest, actor: str, request_id: str | None) -> None:
     payload = {"aspec_request_id": req.id, "status": req.status, "reasons": req.reasons, "so_office": req.so_office,
                "fo_office": req.fo_office, "route": req.route}
-    outbox.emit(s, "aspec_request.decided", payload)
-    audit.append(s, action="aspec_request.decide", outcome=req.status, actor=actor, office=req.so_office,
+    outbox.emit(s, Topic.ASPEC_REQUEST_DECIDED, payload)
+    audit.append(s, action=AuditAction.ASPEC_REQUEST_DECIDE, outcome=req.status, actor=actor, office=req.so_office,
                  subject=req.id, reason=",".join(req.reasons) or None, detail=payload, request_id=request_id)
 
 
@@ -185,7 +186,8 @@ def withdraw(s: Session, req_id: str, *, viewer: str | None, actor: str, request
     req.withdrawn_at = utcnow()
     s.flush()
     payload = {"aspec_request_id": req.id, "status": req.status, "so_office": req.so_office, "fo_office": req.fo_office}
-    outbox.emit(s, "aspec_request.decided", payload)
-    audit.append(s, action="aspec_request.withdraw", outcome="ok", actor=actor, office=req.so_office, subject=req.id,
+    outbox.emit(s, Topic.ASPEC_REQUEST_DECIDED, payload)
+    audit.append(s, action=AuditAction.ASPEC_REQUEST_WITHDRAW, outcome=AuditOutcome.OK, actor=actor,
+                 office=req.so_office, subject=req.id,
                  detail=payload, request_id=request_id)
     return req

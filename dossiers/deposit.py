@@ -50,6 +50,7 @@ from .errors import (
 from .models import Blob, Citation, Document, Dossier, OfficeKey, Receipt
 from .schemas import DocumentIn, Manifest, format_errors
 from .storage import BlobStore, BlobWriter, ObjectNotFound, StorageError, blob_key
+from .vocab import AuditAction, AuditOutcome
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,6 @@ class Deposit:
         self._parts: dict[str, _Part] = {}
         self._known_blobs: dict[str, str] = {}  # sha256 -> recorded integrity
         self._pinned: set[str] = set()
-        self._current: _Part | None = None
 
     # --- the manifest ------------------------------------------------------------------------
 
@@ -219,7 +219,6 @@ class Deposit:
         except StorageError as exc:
             raise StorageFailure(f"document storage is unavailable: {exc}") from None
         self._parts[name] = part
-        self._current = part
         return part
 
     def _stored_intact(self, doc: DocumentIn) -> bool:
@@ -249,7 +248,6 @@ class Deposit:
             raise StorageFailure(f"storing document {doc.id!r} failed: {exc}") from None
         part.version = info.version if info is not None else None
         part.done = True
-        self._current = None
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -321,7 +319,8 @@ class Deposit:
                 "document_types": sorted({d.type for d in m.documents}),
             })
             audit.append(
-                s, action="dossier.deposit", outcome="accepted", actor=self.caller.actor, office=m.office,
+                s, action=AuditAction.DOSSIER_DEPOSIT, outcome=AuditOutcome.ACCEPTED,
+                actor=self.caller.actor, office=m.office,
                 subject=dossier.id, request_id=self.caller.request_id,
                 detail={"manifest_sha256": self.manifest_sha256, "kid": self.kid, "documents": len(m.documents),
                         "bytes": sum(d.size for d in m.documents), "application": m.application.number},
@@ -351,7 +350,7 @@ class Deposit:
                 continue
             previous = blob.integrity
             blob.integrity, blob.verified_at = "ok", utcnow()
-            audit.append(s, action="blob.integrity", outcome="restored", actor=self.caller.actor,
+            audit.append(s, action=AuditAction.BLOB_INTEGRITY, outcome=AuditOutcome.RESTORED, actor=self.caller.actor,
                          office=self.caller.office, subject=sha, request_id=self.caller.request_id,
                          detail={"key": blob.key, "previous": previous, "by": "re-deposit"})
 
@@ -395,7 +394,7 @@ class Deposit:
                 detail.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list)})
             with self._sf.begin() as s:
                 audit.append(
-                    s, action="dossier.deposit", outcome="refused", actor=self.caller.actor,
+                    s, action=AuditAction.DOSSIER_DEPOSIT, outcome=AuditOutcome.REFUSED, actor=self.caller.actor,
                     office=self.caller.office, subject=self.manifest_sha256, reason=code,
                     detail={**detail, "message": str(exc)[:500]}, request_id=self.caller.request_id,
                 )

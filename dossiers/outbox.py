@@ -9,12 +9,15 @@ from sqlalchemy.orm import Session
 
 from .db import utcnow
 from .models import OutboxEvent
+from .vocab import InternalTopic, Topic
 
 
-def emit(session: Session, topic: str, payload: dict) -> OutboxEvent:
+def emit(session: Session, topic: Topic | InternalTopic, payload: dict) -> OutboxEvent:
     """Record ``topic`` in the caller's transaction; the relay publishes it after commit. The
-    session is flagged so the HTTP layer can wake the relay as soon as the commit is done."""
-    event = OutboxEvent(id=str(uuid.uuid4()), topic=topic, payload=payload,
+    session is flagged so the HTTP layer can wake the relay as soon as the commit is done. A
+    topic outside :mod:`dossiers.vocab` is a programming error (``ValueError``)."""
+    topic = Topic(topic) if topic in Topic._value2member_map_ else InternalTopic(topic)
+    event = OutboxEvent(id=str(uuid.uuid4()), topic=topic.value, payload=payload,
                         request_id=session.info.get("request_id"))
     session.add(event)
     session.info["outbox_dirty"] = True

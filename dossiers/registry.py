@@ -21,9 +21,9 @@ from . import audit, numbers
 from .db import utcnow
 from .errors import Conflict, InvalidRequest, KeyRejected, NotFound, SelfLockout
 from .models import Application, Client, CorrespondenceKey, Office, OfficeKey, PriorityClaim
+from .vocab import AuditAction, AuditOutcome, ClientRole
 
-OFFICE_ROLES = ("depositing", "accessing")
-CLIENT_ROLES = ("depositor", "examiner", "office-admin")
+CLIENT_ROLES = tuple(ClientRole)
 ADMIN_ROLE = "admin"
 
 
@@ -40,7 +40,7 @@ def create_office(s: Session, *, code: str, name: str, roles: list[str], setting
     office = Office(code=code, name=name, roles=sorted(set(roles)), settings=settings or {})
     s.add(office)
     s.flush()
-    audit.append(s, action="office.create", outcome="ok", actor=actor, office=code, subject=code,
+    audit.append(s, action=AuditAction.OFFICE_CREATE, outcome=AuditOutcome.OK, actor=actor, office=code, subject=code,
                  detail={"name": name, "roles": office.roles}, request_id=request_id)
     return office
 
@@ -74,7 +74,8 @@ def register_key(s: Session, office_code: str, *, kid: str, alg: str, public_key
                     not_before=not_before, not_after=not_after)
     s.add(key)
     s.flush()
-    audit.append(s, action="key.register", outcome="ok", actor=actor, office=office_code, subject=kid,
+    audit.append(s, action=AuditAction.KEY_REGISTER, outcome=AuditOutcome.OK,
+                 actor=actor, office=office_code, subject=kid,
                  detail={"alg": alg, "not_before": not_before and not_before.isoformat(),
                          "not_after": not_after and not_after.isoformat()}, request_id=request_id)
     return key
@@ -101,7 +102,8 @@ def revoke_key(s: Session, office_code: str, kid: str, *, revoked_at: datetime |
     key.revoked_at = when
     key.revocation_reason = reason
     s.flush()
-    audit.append(s, action="key.revoke", outcome="ok", actor=actor, office=office_code, subject=kid,
+    audit.append(s, action=AuditAction.KEY_REVOKE, outcome=AuditOutcome.OK,
+                 actor=actor, office=office_code, subject=kid,
                  detail={"revoked_at": when.isoformat(), "reason": reason}, request_id=request_id)
     return key
 
@@ -122,7 +124,7 @@ def create_client(s: Session, *, office_code: str | None, roles: list[str], name
                     secret_hash=secrets.hash_client_secret(secret), roles=sorted(set(roles)))
     s.add(client)
     s.flush()
-    audit.append(s, action="client.create", outcome="ok", actor=actor, office=office_code,
+    audit.append(s, action=AuditAction.CLIENT_CREATE, outcome=AuditOutcome.OK, actor=actor, office=office_code,
                  subject=client.client_id, detail={"roles": client.roles, "name": name}, request_id=request_id)
     return client, secret
 
@@ -176,7 +178,8 @@ def disable_client(s: Session, office_code: str | None, client_id: str, *, actor
     client.disabled_at = utcnow()
     client.credential_version += 1
     s.flush()
-    audit.append(s, action="client.disable", outcome="ok", actor=actor, office=office_code, subject=client_id,
+    audit.append(s, action=AuditAction.CLIENT_DISABLE, outcome=AuditOutcome.OK,
+                 actor=actor, office=office_code, subject=client_id,
                  request_id=request_id)
     return client
 
@@ -189,7 +192,8 @@ def enable_client(s: Session, office_code: str | None, client_id: str, *, actor:
         return client
     disabled_at, client.disabled_at = client.disabled_at, None
     s.flush()
-    audit.append(s, action="client.enable", outcome="ok", actor=actor, office=office_code, subject=client_id,
+    audit.append(s, action=AuditAction.CLIENT_ENABLE, outcome=AuditOutcome.OK,
+                 actor=actor, office=office_code, subject=client_id,
                  detail={"disabled_at": disabled_at.isoformat()}, request_id=request_id)
     return client
 
@@ -202,7 +206,7 @@ def rotate_client_secret(s: Session, office_code: str | None, client_id: str, *,
     client.secret_hash = secrets.hash_client_secret(secret)
     client.credential_version += 1
     s.flush()
-    audit.append(s, action="client.rotate_secret", outcome="ok", actor=actor, office=office_code,
+    audit.append(s, action=AuditAction.CLIENT_ROTATE_SECRET, outcome=AuditOutcome.OK, actor=actor, office=office_code,
                  subject=client_id, request_id=request_id)
     return client, secret
 
@@ -286,7 +290,7 @@ def update_office(s: Session, code: str, *, name: str | None, roles: list[str] |
         _check_settings(merged)
         office.settings = merged
     s.flush()
-    audit.append(s, action="office.update", outcome="ok", actor=actor, office=code, subject=code,
+    audit.append(s, action=AuditAction.OFFICE_UPDATE, outcome=AuditOutcome.OK, actor=actor, office=code, subject=code,
                  detail={"name": name, "roles": roles, "settings": settings}, request_id=request_id)
     return office
 
@@ -313,6 +317,7 @@ def register_application(s: Session, office: str, data, *, actor: str, request_i
     existed = s.scalars(select(Application.id).where(
         Application.office_code == office, Application.number_key == numbers.normalise(office, data.number))).first()
     app = upsert_application(s, office, data)
-    audit.append(s, action="application.register", outcome="ok", actor=actor, office=office, subject=app.number,
+    audit.append(s, action=AuditAction.APPLICATION_REGISTER, outcome=AuditOutcome.OK,
+                 actor=actor, office=office, subject=app.number,
                  detail={"created": existed is None}, request_id=request_id)
     return app, existed is None

@@ -1,13 +1,12 @@
-"""Reading dossiers back. Every read starts from what the viewer may see; anything else
-does not exist for them (404).
+"""Reading dossiers back: the list of an office's own dossiers, and a document's bytes
+served as stored and re-hashed on the way out (a mismatch is recorded as corruption).
 
-The access rule for partners' dossiers comes with the access policy; until then an
-office sees its own dossiers only.
+Reads of one dossier or document, partners' included, go through the access policy
+(:class:`dossiers.access.Gate`); this list shows the caller's own office's dossiers only.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +14,14 @@ from dataclasses import dataclass
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from crypto.digests import StreamingHasher
+from crypto.digests import SHA256, Digest, StreamingHasher
 
 from . import audit
 from .db import utcnow
-from .errors import NotFound, StoredObjectCorrupt
+from .errors import StoredObjectCorrupt
 from .models import Blob, Document, Dossier
 from .storage import BlobStore, ObjectNotFound, StorageError
+from .vocab import AuditAction, AuditOutcome
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +41,6 @@ def visible_dossiers(viewer: Viewer) -> Select:
     return q.where(Dossier.office_code == viewer.office)
 
 
-def get_dossier(s: Session, viewer: Viewer, dossier_id: str) -> Dossier:
-    d = s.scalars(
-        visible_dossiers(viewer).where(Dossier.id == dossier_id)
-        .options(selectinload(Dossier.documents), selectinload(Dossier.citations), selectinload(Dossier.receipt))
-    ).first()
-    if d is None:
-        raise NotFound(f"no dossier {dossier_id}")
-    return d
-
-
-def visible_documents(viewer: Viewer, dossier: Dossier) -> list[Document]:
-    return list(dossier.documents)
-
-
-def get_document(s: Session, viewer: Viewer, dossier_id: str, document_id: str) -> Document:
-    dossier = get_dossier(s, viewer, dossier_id)
-    for doc in visible_documents(viewer, dossier):
-        if doc.document_id == document_id:
-            return doc
-    raise NotFound(f"no document {document_id} in dossier {dossier_id}")
-
-
 def list_dossiers(s: Session, viewer: Viewer, *, after: tuple | None, limit: int,
                   office: str | None = None) -> list[Dossier]:
     q = visible_dossiers(viewer).options(selectinload(Dossier.documents), selectinload(Dossier.application))
@@ -77,7 +55,8 @@ def list_dossiers(s: Session, viewer: Viewer, *, after: tuple | None, limit: int
 
 
 def repr_digest(sha256_hex: str) -> str:
-    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
+    """The RFC 9530 ``Repr-Digest`` of a stored document."""
+    return Digest(SHA256, sha256_hex).repr_digest_header()
 
 
 def open_verified(store: BlobStore, doc: Document, session_factory: sessionmaker, viewer: Viewer) -> Iterator[bytes]:
@@ -146,7 +125,7 @@ def record_corruption(session_factory: sessionmaker, *, sha256: str, dossier_id:
             if blob is not None:
                 blob.integrity = "corrupt"
                 blob.verified_at = utcnow()
-            audit.append(s, action="blob.integrity", outcome="failed", actor=actor, office=None,
+            audit.append(s, action=AuditAction.BLOB_INTEGRITY, outcome=AuditOutcome.FAILED, actor=actor, office=None,
                          subject=sha256, reason=reason, request_id=request_id,
                          detail={"dossier_id": dossier_id, "document_id": document_id})
     except Exception:  # noqa: BLE001

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from . import numbers
+from .vocab import CLAIM_REPORT_TYPES, DocumentType
 
-DOCUMENT_TYPES = ("SR", "WO", "ER", "ISR", "WOISA", "IPRP", "CLAIMS", "CCT", "GRANT", "REFUSAL", "OTHER")
-CLAIM_REPORT_TYPES = ("WO", "ER", "WOISA", "IPRP")
+DOCUMENT_TYPES = tuple(DocumentType)
 CITATION_CATEGORIES = ("X", "Y", "A", "P", "E", "D", "L", "O", "T", "&")
 # Served inline or as attachments; anything able to run script in a browser is refused.
 MEDIA_TYPES = (
@@ -81,7 +81,7 @@ class ApplicationIn(_Strict):
 
 class DocumentIn(_Strict):
     id: DocumentId
-    type: Literal[DOCUMENT_TYPES]  # type: ignore[valid-type]
+    type: DocumentType
     title: Annotated[str, StringConstraints(max_length=1000)] | None = None
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
     issued_on: date | None = None

@@ -17,8 +17,9 @@ from . import audit
 from .db import UTCDateTime, utcnow
 from .errors import Conflict, InvalidRequest, NotFound, SelfLockout
 from .models import Office, WebSession, WebUser
+from .vocab import AuditAction, AuditOutcome, UserRole
 
-USER_ROLES = ("examiner", "office-admin")
+USER_ROLES = tuple(UserRole)
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
@@ -60,7 +61,8 @@ def create_user(s: Session, *, username: str, display_name: str, office: str | N
                    password_hash=csecrets.hash_password(password))
     s.add(user)
     s.flush()
-    audit.append(s, action="user.create", outcome="ok", actor=actor, office=office, subject=username,
+    audit.append(s, action=AuditAction.USER_CREATE, outcome=AuditOutcome.OK,
+                 actor=actor, office=office, subject=username,
                  detail={"roles": user.roles})
     return user
 
@@ -99,7 +101,8 @@ def disable_user(s: Session, office: str | None, user_id: str, *, actor: str, ac
     if user.disabled_at is None:
         user.disabled_at = utcnow()
         s.flush()
-        audit.append(s, action="user.disable", outcome="ok", actor=actor, office=office, subject=user.username)
+        audit.append(s, action=AuditAction.USER_DISABLE, outcome=AuditOutcome.OK,
+                     actor=actor, office=office, subject=user.username)
     return user
 
 
@@ -108,7 +111,8 @@ def enable_user(s: Session, office: str | None, user_id: str, *, actor: str) -> 
     if user.disabled_at is not None:
         user.disabled_at = None
         s.flush()
-        audit.append(s, action="user.enable", outcome="ok", actor=actor, office=office, subject=user.username)
+        audit.append(s, action=AuditAction.USER_ENABLE, outcome=AuditOutcome.OK,
+                     actor=actor, office=office, subject=user.username)
     return user
 
 
@@ -122,7 +126,8 @@ def reset_password(s: Session, office: str | None, user_id: str, password: str, 
     user.failed_attempts, user.locked_until = 0, None
     _end_sessions(s, user)
     s.flush()
-    audit.append(s, action="user.reset_password", outcome="ok", actor=actor, office=office, subject=user.username)
+    audit.append(s, action=AuditAction.USER_RESET_PASSWORD, outcome=AuditOutcome.OK,
+                 actor=actor, office=office, subject=user.username)
     return user
 
 
@@ -133,7 +138,8 @@ def unlock_user(s: Session, office: str | None, user_id: str, *, actor: str) -> 
     user.failed_attempts, user.locked_until = 0, None
     s.flush()
     if was_locked:
-        audit.append(s, action="user.unlock", outcome="ok", actor=actor, office=office, subject=user.username)
+        audit.append(s, action=AuditAction.USER_UNLOCK, outcome=AuditOutcome.OK,
+                     actor=actor, office=office, subject=user.username)
     return user
 
 
@@ -176,7 +182,8 @@ def sign_in(s: Session, username: str, password: str) -> WebUser:
     user = s.scalars(select(WebUser).where(WebUser.username == username.strip().lower())).first()
     ok = csecrets.password_matches(user.password_hash if user else None, password)
     if user is None:
-        audit.append(s, action="user.sign_in", outcome="refused", subject=username[:100], reason="unknown user")
+        audit.append(s, action=AuditAction.USER_SIGN_IN, outcome=AuditOutcome.REFUSED,
+                     subject=username[:100], reason="unknown user")
         raise SignInRefused(REFUSED)
     if not ok or user.disabled_at is not None:
         counted = _count_failure(s, user.id, now)
@@ -185,10 +192,12 @@ def sign_in(s: Session, username: str, password: str) -> WebUser:
         reason = None if _clear_failures(s, user.id, now) else "locked"
     s.expire(user, ["failed_attempts", "locked_until"])
     if reason is not None:
-        audit.append(s, action="user.sign_in", outcome="refused", office=user.office_code, subject=user.username,
+        audit.append(s, action=AuditAction.USER_SIGN_IN, outcome=AuditOutcome.REFUSED,
+                     office=user.office_code, subject=user.username,
                      reason=reason)
         raise SignInRefused(REFUSED)
-    audit.append(s, action="user.sign_in", outcome="ok", office=user.office_code, subject=user.username)
+    audit.append(s, action=AuditAction.USER_SIGN_IN, outcome=AuditOutcome.OK,
+                 office=user.office_code, subject=user.username)
     return user
 
 

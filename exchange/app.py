@@ -86,18 +86,16 @@ def create_app(settings: Settings | None = None, *, store: BlobStore | None = No
         app.include_router(module.router)
     from fastapi.staticfiles import StaticFiles
 
+    # Imported plainly: a page module that fails to import stops the start, it does not
+    # quietly take /admin or the examiner's pages away.
+    from .web import admin as web_admin
     from .web import docs as web_docs
+    from .web import examiner as web_examiner
     from .web import pages as web_pages
     from .web.render import HERE as WEB_HERE
 
-    app.include_router(web_pages.router)
-    app.include_router(web_docs.router)
-    for name in ("examiner", "admin"):
-        try:
-            module = __import__(f"exchange.web.{name}", fromlist=["router"])
-        except ModuleNotFoundError:
-            continue
-        app.include_router(module.router)
+    for web_module in (web_pages, web_docs, web_examiner, web_admin):
+        app.include_router(web_module.router)
     app.mount("/static", StaticFiles(directory=str(WEB_HERE / "static")), name="static")
     app.include_router(metrics.router)
     for router in extra_routers:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from crypto.keys import OFFICE_ALGORITHMS
 from dossiers.schemas import Number, UtcDateTime
+from dossiers.vocab import AspecReason, AspecStatus, AuditAction, AuditOutcome, ClientRole, DocumentType, OfficeRole
 
 OfficeCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
@@ -24,14 +25,14 @@ class _Out(BaseModel):
 class OfficeCreate(_In):
     code: OfficeCode
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    roles: list[Literal["depositing", "accessing"]] = Field(default_factory=lambda: ["depositing", "accessing"])
+    roles: list[OfficeRole] = Field(default_factory=lambda: list(OfficeRole))
     settings: dict = Field(default_factory=dict)
 
 
 class OfficeRead(_Out):
     code: str
     name: str
-    roles: list[str]
+    roles: list[OfficeRole]
     settings: dict
     created_at: datetime
 
@@ -64,7 +65,7 @@ class KeyRevoke(_In):
 
 class ClientCreate(_In):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "client"
-    roles: list[Literal["depositor", "examiner", "office-admin"]] = Field(min_length=1)
+    roles: list[ClientRole] = Field(min_length=1)
 
 
 class ClientCreated(BaseModel):
@@ -100,7 +101,7 @@ class DepositReceipt(BaseModel):
 
 class DocumentRead(BaseModel):
     id: str
-    type: str
+    type: DocumentType
     title: str | None
     language: str | None
     issued_on: date | None
@@ -133,7 +134,7 @@ class DossierSummary(BaseModel):
     application_number: str
     signed_at: datetime
     received_at: datetime
-    document_types: list[str]
+    document_types: list[DocumentType]
     href: str
 
 
@@ -148,8 +149,8 @@ class AuditEntryRead(_Out):
     at: datetime
     actor: str | None
     office: str | None = Field(validation_alias="office_code")
-    action: str
-    outcome: str
+    action: AuditAction
+    outcome: AuditOutcome
     subject: str | None
     reason: str | None
     detail: dict
@@ -191,7 +192,7 @@ class FamilyRead(BaseModel):
 
 class OfficeUpdate(_In):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    roles: list[Literal["depositing", "accessing"]] | None = None
+    roles: list[OfficeRole] | None = None
     settings: dict | None = None
 
 
@@ -199,7 +200,7 @@ class AgreementCreate(_In):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     program: Literal["ASPEC", "CASE", "BILATERAL"]
     members: list[str] = Field(min_length=2, max_length=200)
-    document_types: list[str] = Field(min_length=1)
+    document_types: list[DocumentType] = Field(min_length=1)
     valid_from: UtcDateTime
     valid_until: UtcDateTime | None = None
     require_corresponding: bool = True
@@ -211,7 +212,7 @@ class AgreementRead(BaseModel):
     name: str
     program: str
     members: list[str]
-    document_types: list[str]
+    document_types: list[DocumentType]
     valid_from: datetime
     valid_until: datetime | None
     status: str
@@ -249,8 +250,8 @@ class AspecRequestCreate(_In):
 class AspecRequestRead(BaseModel):
     id: str
     route: str
-    status: str
-    reasons: list[str]
+    status: AspecStatus
+    reasons: list[AspecReason]
     basis: str | None
     application: dict
     first_office_application: dict

@@ -17,6 +17,7 @@ from crypto.keys import PublicKey
 from dossiers import audit, registry, signing_keys
 from dossiers.errors import Unauthenticated
 from dossiers.models import Client
+from dossiers.vocab import AuditAction, AuditOutcome
 
 from ..settings import Settings
 from .principals import Principal
@@ -44,7 +45,8 @@ class TokenService:
         with self._sf.begin() as s:
             client = registry.authenticate_client(s, client_id, client_secret)
             if client is None:
-                audit.append(s, action="oauth.token", outcome="refused", actor=client_id[:64] or None,
+                audit.append(s, action=AuditAction.OAUTH_TOKEN, outcome=AuditOutcome.REFUSED,
+                             actor=client_id[:64] or None,
                              reason="invalid_client", request_id=request_id)
                 return {}
             key = signing_keys.current(s)

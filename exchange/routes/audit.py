@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from dossiers import audit
+from dossiers.vocab import AuditAction, AuditOutcome
 
 from .. import pagination
 from ..access.principals import ADMIN, OFFICE_ADMIN, Principal
@@ -28,7 +29,7 @@ def audit_scope(office: str | None = None,
 @router.get("", response_model=Page)
 def list_audit(session: SessionDep, scope: Annotated[tuple[str | None, bool], Depends(audit_scope)],
                cursor: str | None = None, limit: int = Query(50, ge=1, le=pagination.MAX_LIMIT),
-               action: str | None = None, outcome: str | None = None):
+               action: AuditAction | None = None, outcome: AuditOutcome | None = None):
     """The audit log, newest first. An office-admin sees its own office's entries only."""
     office, all_offices = scope
     after = pagination.decode(cursor, int)

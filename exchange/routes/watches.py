@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from dossiers import subscriptions
 from dossiers.errors import NotFound
+from dossiers.vocab import DocumentType
 
 from ..access.gate import Gate
 from ..access.principals import ADMIN, DEPOSITOR, EXAMINER, OFFICE_ADMIN, Principal
@@ -21,7 +22,7 @@ router = APIRouter(tags=["watches"])
 class WatchCreate(BaseModel):
     application: OfficeNumber
     scope: Literal["application", "family"] = "family"
-    document_types: list[str] = Field(default_factory=list)
+    document_types: list[DocumentType] = Field(default_factory=list)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
@@ -29,7 +30,7 @@ class WatchRead(BaseModel):
     id: str
     application_id: int
     scope: str
-    document_types: list[str]
+    document_types: list[DocumentType]
     email: str | None
     created_at: datetime
 

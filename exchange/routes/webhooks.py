@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from dossiers import subscriptions
 from dossiers.aftercommit import after_commit
+from dossiers.vocab import Topic
 
 from ..access.principals import OFFICE_ADMIN, Principal
 from ..deps import RequestIdDep, SessionDep, SettingsDep, public, require_office
@@ -18,7 +19,7 @@ router = APIRouter(tags=["webhooks"])
 
 class WebhookCreate(BaseModel):
     url: str = Field(min_length=8, max_length=2000)
-    events: list[str] = Field(default_factory=list, description="empty: every event")
+    events: list[Topic] = Field(default_factory=list, description="empty: every event")
     description: str | None = Field(default=None, max_length=200)
 
 
@@ -26,7 +27,7 @@ class WebhookRead(BaseModel):
     id: str
     office: str
     url: str
-    events: list[str]
+    events: list[Topic]
     description: str | None
     status: str
     disabled_reason: str | None

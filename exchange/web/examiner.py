@@ -24,6 +24,7 @@ from dossiers import aspec, numbers, repository, subscriptions
 from dossiers.errors import DomainError, NotFound
 from dossiers.models import Application, Document, Dossier
 from dossiers.schemas import DOCUMENT_TYPES
+from dossiers.vocab import AspecReason
 
 from ..access.gate import Gate
 from ..access.principals import EXAMINER, OFFICE_ADMIN, Principal
@@ -41,23 +42,8 @@ READERS = (EXAMINER, OFFICE_ADMIN)
 # As the API: examiners file ASPEC requests; examiners and office-admins may withdraw them.
 FILERS = (EXAMINER,)
 
-REASONS = {
-    "NOT_PARTICIPANT": "The two offices are not both parties to an ASPEC agreement in force today "
-                       "(or the first office is this office itself).",
-    "NOT_CORRESPONDING": "The applications do not correspond: neither claims the other as priority, they share no "
-                         "priority and they do not derive from the same PCT application.",
-    "MISSING_MIN_DOCS": "The relied documents lack the minimum: a search report and an examination report (ISR and "
-                        "IPRP on the PCT route), or a written opinion naming allowable claims where this office "
-                        "accepts one.",
-    "NO_ALLOWABLE_CLAIM": "None of the relied reports names a claim found allowable.",
-    "ISA_NOT_ASEAN": "On the PCT-ASPEC route the international search or examination was done by an authority "
-                     "outside ASEAN.",
-    "MISSING_CLAIMS": "The first office's allowable claims (a CLAIMS document) are not among the relied documents.",
-    "MISSING_CCT": "This office requires a claim correspondence table: rely on a CCT document or give the "
-                   "correspondence in the form.",
-    "NOT_ENGLISH": "A relied document is neither in English nor accompanied by an English translation.",
-    "TOO_LATE": "This office has already granted or refused the application.",
-}
+# Each reason code with its explanation, as dossiers.vocab states them.
+REASONS = {reason.value: reason.explanation for reason in AspecReason}
 BASES = {
     "priority": "one application claims the other as priority",
     "common_priority": "both applications claim a common priority",

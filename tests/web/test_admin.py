@@ -454,6 +454,30 @@ def test_a_broken_audit_chain_is_reported_with_its_entry(page, web_world):
     assert page.locator("#chain-status").inner_text().startswith(f"Hash chain broken at entry {seq}")
 
 
+def test_the_audit_filters_offer_every_action_and_outcome_and_views_verify_only_new_entries(page, web_world):
+    from dossiers.vocab import AuditAction, AuditOutcome
+
+    web_world.sign_in(page, "admin")
+    page.goto(f"{web_world.url}/admin/audit")
+    actions = page.locator("#f-actions option").evaluate_all("os => os.map(o => o.value)")
+    outcomes = page.locator("#f-outcome option").evaluate_all("os => os.map(o => o.value)")
+    assert sorted(actions) == sorted(a.value for a in AuditAction)
+    assert outcomes == [""] + [o.value for o in AuditOutcome]  # "any", then each outcome
+    assert "rejected" in outcomes and "webhook.deleted" in actions and "blob.sweep" in actions
+    watch = web_world.stack.server.config.app.state.audit_chain_watch
+    first = int(page.locator("#chain-status").inner_text().split("verified: ")[1].split()[0])
+    walks = watch.full_walks
+    page.goto(f"{web_world.url}/admin/audit?outcome=rejected")  # sign-in and views appended entries
+    page.goto(f"{web_world.url}/admin/audit")
+    assert watch.full_walks == walks  # the later views carried the checkpoint forward
+    assert int(page.locator("#chain-status").inner_text().split("verified: ")[1].split()[0]) >= first
+    with web_world.stack.engine.begin() as c:  # the last verified entry is checked again on each view
+        seq = c.execute(sa.text("SELECT max(seq) FROM audit_entry")).scalar_one()
+        c.execute(sa.text("UPDATE audit_entry SET reason = 'rewritten' WHERE seq = :s"), {"s": seq})
+    page.goto(f"{web_world.url}/admin/audit")
+    assert page.locator("#chain-status").inner_text().startswith("Hash chain broken at entry")
+
+
 # --- the exchange's admin: offices, settings, agreements, webhooks ------------------------------
 
 def test_admin_registers_an_office_sets_its_settings_and_creates_an_agreement(page, web_world):
