@@ -36,7 +36,7 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _statements(body: list[ast.stmt], top_level: bool) -> Iterator[ast.stmt]:
+def _statements(body: list, top_level: bool) -> Iterator[ast.AST]:
     """The statements of a module. With ``top_level``, only those that run when the module is
     imported: not inside a function (its imports run when it is called) nor under ``if
     TYPE_CHECKING``; class bodies, ``if``, ``try`` and ``with`` blocks do run."""
@@ -58,7 +58,7 @@ def imported(name: str, *, top_level: bool) -> set[str]:
     ``a.b`` when that is a module, else ``a``)."""
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out = set()
+    out: set[str] = set()
     for node in _statements(ast.parse(path.read_text(), filename=str(path)).body, top_level):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)

@@ -166,7 +166,7 @@ class _Seeder:
 
     def _people(self) -> None:
         """The administrator, and an examiner and an office administrator at every office."""
-        wanted = [("admin", "Exchange administrator", None, ["admin"])]
+        wanted: list[tuple[str, str, str | None, list[str]]] = [("admin", "Exchange administrator", None, ["admin"])]
         for code in OFFICES:
             wanted += [(f"examiner.{code.lower()}", f"Examiner at {code}", code, ["examiner"]),
                        (f"admin.{code.lower()}", f"Office administrator at {code}", code, ["office-admin", "examiner"])]

@@ -279,8 +279,8 @@ def verify_folder(folder: Path, *, office_keys: list[dict] | None = None,
     signed_at = _parse_time(manifest.get("signed_at"))
     revoked = _parse_time(record.get("revoked_at"))
     nb, na = _parse_time(record.get("not_before")), _parse_time(record.get("not_after"))
-    valid = ((revoked is None or signed_at < revoked) and (nb is None or signed_at >= nb)
-             and (na is None or signed_at < na))
+    valid = signed_at is not None and ((revoked is None or signed_at < revoked) and (nb is None or signed_at >= nb)
+                                       and (na is None or signed_at < na))
     v.check(valid, f"key {record['kid']} valid at signed_at {manifest.get('signed_at')}"
             + (f" (revoked {record['revoked_at']})" if revoked else ""))
     for d in manifest.get("documents", []):

@@ -73,7 +73,8 @@ def import_st96(biblio, search_report, documents, language, office_code, out, fo
         fail(f"the imported data does not fit the manifest: {details}")
 
     out.mkdir(parents=True, exist_ok=True)
-    entries, counts = [], {}
+    entries: list[dict] = []
+    counts: dict[str, int] = {}
     for spec in documents:
         file_part, sep, doc_type = spec.rpartition(":")
         doc_type = doc_type.strip().upper()

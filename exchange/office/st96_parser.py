@@ -335,7 +335,7 @@ def _read_application(root: ET.Element) -> tuple[str | None, dict]:
     if app_id is None and bib is not root:
         app_id = _first(root, ("ApplicationIdentification",), _OTHER_APPLICATIONS)
     number = _application_number(app_id) if app_id is not None else ""
-    if not number:
+    if app_id is None or not number:
         raise ST96Error("no application number in the ST.96 document (pat:ApplicationIdentification/"
                         "com:ApplicationNumber/com:ApplicationNumberText)")
     date_el = _kid(app_id, "FilingDate")

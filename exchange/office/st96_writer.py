@@ -147,7 +147,8 @@ def dossier_to_st96(dossier: dict) -> bytes:
     UTF-8 with an XML declaration."""
     if not isinstance(dossier, dict):
         raise ST96Error("the dossier must be a JSON object")
-    manifest = dossier.get("manifest") if isinstance(dossier.get("manifest"), dict) else {}
+    signed = dossier.get("manifest")
+    manifest: dict = signed if isinstance(signed, dict) else {}
     application = dossier.get("application") or manifest.get("application")
     if not isinstance(application, dict):
         raise ST96Error("the dossier has no application object")
