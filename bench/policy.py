@@ -20,7 +20,7 @@ map cleared before every sample, 200 warm-up calls, N samples (2000 unless ``--s
 
 1. baseline        ``session.get(Application, id)``: a bare primary-key SELECT;
 2. family          ``repository.family(session, id)`` for random applications; goal p99 < 10 ms;
-3. decision        ``Gate(session, viewer, "bench").decide(dossier, audit_it=False)`` for a random
+3. decision        ``Gate(session, Scope.office(viewer), "bench").decide(dossier, audit_it=False)`` for a random
                    dossier (already loaded) and a random viewer office other than its own, a fresh
                    Gate each time; goal p99 < 2 ms;
 4. load+decision   ``repository.dossier(session, id)`` then the same decision (no goal).
@@ -58,10 +58,10 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy import event, select  # noqa: E402
 
 import migrations  # noqa: E402
-from dossiers import numbers, repository  # noqa: E402
+from dossiers import numbers, policy, repository  # noqa: E402
 from dossiers.db import Base, make_engine, make_session_factory, utcnow  # noqa: E402
 from dossiers.models import Application  # noqa: E402
-from exchange.access import gate as gate_module  # noqa: E402
+from dossiers.scope import Scope  # noqa: E402
 from exchange.access.gate import Gate  # noqa: E402
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -531,7 +531,7 @@ def measure(url: str, n_samples: int, budget_s: float, seed: int) -> tuple[dict,
             for _ in range(WARMUP):
                 did, viewer = pick_decision()
                 s.expunge_all()
-                Gate(s, viewer, "bench", None).decide(repository.dossier(s, did), audit_it=False)
+                Gate(s, Scope.office(viewer), "bench", None).decide(repository.dossier(s, did), audit_it=False)
             gc.collect()
             dec, both, outcomes = Series(), Series(), Counter()
             deadline = time.monotonic() + budget_s
@@ -543,7 +543,7 @@ def measure(url: str, n_samples: int, budget_s: float, seed: int) -> tuple[dict,
                 d = repository.dossier(s, did)
                 t1 = time.perf_counter_ns()
                 m1 = probe.mark()
-                decision = Gate(s, viewer, "bench", None).decide(d, audit_it=False)
+                decision = Gate(s, Scope.office(viewer), "bench", None).decide(d, audit_it=False)
                 t2 = time.perf_counter_ns()
                 m2 = probe.mark()
                 dec.add(t2 - t1, m1, m2)
@@ -556,8 +556,7 @@ def measure(url: str, n_samples: int, budget_s: float, seed: int) -> tuple[dict,
             extra["decision_outcomes"] = {k: round(v / len(dec.ns), 4) for k, v in sorted(outcomes.items())}
 
             # Where a decision's time goes: the steps of Gate.decide, timed one by one (a diagnostic,
-            # with the very functions gate.py uses).
-            g = gate_module
+            # with the very functions dossiers/access.py uses).
             parts: dict[str, list[int]] = {k: [] for k in DECISION_PARTS}
             for _ in range(min(500, n_samples)):
                 did, viewer = pick_decision()
@@ -566,8 +565,8 @@ def measure(url: str, n_samples: int, budget_s: float, seed: int) -> tuple[dict,
                 t0 = time.perf_counter_ns()
                 corr, reqs, facts = repository.decision_facts(s, viewer, d.office_code, d.application_id)
                 t1 = time.perf_counter_ns()
-                g.policy.decide(g.policy.ViewerFacts(office=viewer, corresponding=corr, aspec_requests=tuple(reqs)),
-                                g.policy.dossier_facts(d), facts, utcnow())
+                policy.decide(policy.ViewerFacts(office=viewer, corresponding=corr, aspec_requests=tuple(reqs)),
+                              policy.dossier_facts(d), facts, utcnow())
                 t2 = time.perf_counter_ns()
                 for k, a, b in zip(DECISION_PARTS, (t0, t1), (t1, t2)):
                     parts[k].append(b - a)
@@ -586,7 +585,7 @@ def measure(url: str, n_samples: int, budget_s: float, seed: int) -> tuple[dict,
             for label, call in (
                     ("family", lambda: repository.family(s, member)),
                     ("dossier load", lambda: holder.update(d=repository.dossier(s, did))),
-                    ("decision", lambda: Gate(s, viewer, "bench", None).decide(holder["d"], audit_it=False))):
+                    ("decision", lambda: Gate(s, Scope.office(viewer), "bench", None).decide(holder["d"], audit_it=False))):
                 if label != "decision":
                     s.expunge_all()
                 probe.capture = []

@@ -13,6 +13,7 @@ from . import audit, outbox, repository
 from .errors import Conflict, InvalidRequest, NotFound
 from .models import Agreement, AgreementMember, Office
 from .schemas import DOCUMENT_TYPES
+from .scope import Scope, require_scope
 
 PROGRAMS = ("ASPEC", "CASE", "BILATERAL")
 TRANSITIONS = {"suspend": ({"active"}, "suspended"), "resume": ({"suspended"}, "active"),
@@ -51,21 +52,25 @@ def create(s: Session, *, name: str, program: str, members: list[str], document_
     return a
 
 
-def get(s: Session, agreement_id: str, *, viewer: str | None) -> Agreement:
+def get(s: Session, agreement_id: str, *, scope: Scope) -> Agreement:
+    """The agreement, if ``scope`` includes one of its members; otherwise it does not exist."""
+    require_scope(scope)
     a = s.get(Agreement, agreement_id)
-    if a is None or (viewer is not None and viewer not in a.member_codes):
+    if a is None or not scope.includes(*a.member_codes):
         raise NotFound(f"no agreement {agreement_id}")
     return a
 
 
-def list_for(s: Session, viewer: str | None) -> list[Agreement]:
-    if viewer is None:
+def list_for(s: Session, scope: Scope) -> list[Agreement]:
+    """Every agreement exchange-wide; an office's: those it is a member of."""
+    require_scope(scope)
+    if scope.is_everything:
         return list(s.scalars(select(Agreement).order_by(Agreement.created_at)))
-    return sorted(repository.agreements_of(s, viewer), key=lambda a: a.created_at)
+    return sorted(repository.agreements_of(s, scope.code), key=lambda a: a.created_at)
 
 
 def transition(s: Session, agreement_id: str, action: str, *, actor: str, request_id: str | None = None) -> Agreement:
-    a = get(s, agreement_id, viewer=None)
+    a = get(s, agreement_id, scope=Scope.everything())
     allowed, target = TRANSITIONS[action]
     if a.status not in allowed:
         raise Conflict(f"agreement {a.id} is {a.status}; it cannot be {target}")

@@ -15,9 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit, outbox, policy, repository
+from .access import decide_for
 from .db import utcnow
 from .errors import Forbidden, InvalidRequest, NotFound, NotOwnApplication, ReliedDocumentUnknown
 from .models import AspecRequest, Document, Dossier, Office
+from .scope import Scope, require_scope
 from .vocab import AspecReason, AuditAction, AuditOutcome, Topic
 
 ASEAN = frozenset({"SG", "MY", "TH", "VN", "ID", "PH", "BN", "KH", "LA"})
@@ -48,11 +50,8 @@ def correspondence_basis(so_app, fo_app) -> str | None:
 
 
 def _in_force_aspec(s: Session, so: str, fo: str, at: datetime) -> bool:
-    for a in repository.agreements_of(s, so):
-        if (a.program == "ASPEC" and fo in a.member_codes and a.status == "active" and a.valid_from <= at
-                and (a.valid_until is None or at < a.valid_until)):
-            return True
-    return False
+    return any(a.program == "ASPEC" and fo in a.members and a.in_force(at)
+               for a in map(policy.agreement_facts, repository.agreements_of(s, so)))
 
 
 def _english(doc: Document, siblings: list[Document]) -> bool:
@@ -72,7 +71,7 @@ def _may_rely(s: Session, so_office: str, fo_office: str, fo_app, basis: str | N
     tells the SO nothing it could not read)."""
     if doc is None or fo_app is None or doc.dossier.office_code != fo_office or doc.dossier.application_id != fo_app.id:
         return False
-    return basis is not None or policy.decide_for(s, so_office, doc.dossier, at).visible
+    return basis is not None or decide_for(s, Scope.office(so_office), doc.dossier, at).visible
 
 
 def file_request(s: Session, *, so_office: str, route: str, application: dict, first_office_application: dict,
@@ -160,25 +159,29 @@ def _decided(s: Session, req: AspecRequest, actor: str, request_id: str | None) 
                  subject=req.id, reason=",".join(req.reasons) or None, detail=payload, request_id=request_id)
 
 
-def get(s: Session, request_id_: str, *, viewer: str | None) -> AspecRequest:
+def get(s: Session, request_id_: str, *, scope: Scope) -> AspecRequest:
+    """The request, if ``scope`` includes its first or second office; otherwise it does not exist."""
+    require_scope(scope)
     req = s.get(AspecRequest, request_id_)
-    if req is None or (viewer is not None and viewer not in (req.so_office, req.fo_office)):
+    if req is None or not scope.includes(req.so_office, req.fo_office):
         raise NotFound(f"no ASPEC request {request_id_}")
     return req
 
 
-def list_for(s: Session, viewer: str | None, office: str | None) -> list[AspecRequest]:
+def list_for(s: Session, scope: Scope, office: str | None) -> list[AspecRequest]:
+    """The requests within ``scope``, newest first; ``office`` narrows them to one office's (either side)."""
+    require_scope(scope)
     q = select(AspecRequest).order_by(AspecRequest.created_at.desc())
-    if viewer is not None:
-        q = q.where((AspecRequest.so_office == viewer) | (AspecRequest.fo_office == viewer))
+    if not scope.is_everything:
+        q = q.where((AspecRequest.so_office == scope.code) | (AspecRequest.fo_office == scope.code))
     if office:
         q = q.where((AspecRequest.so_office == office) | (AspecRequest.fo_office == office))
     return list(s.scalars(q.limit(500)))
 
 
-def withdraw(s: Session, req_id: str, *, viewer: str | None, actor: str, request_id: str | None = None) -> AspecRequest:
-    req = get(s, req_id, viewer=viewer)
-    if viewer != req.so_office:
+def withdraw(s: Session, req_id: str, *, scope: Scope, actor: str, request_id: str | None = None) -> AspecRequest:
+    req = get(s, req_id, scope=scope)
+    if scope.is_everything or scope.code != req.so_office:
         raise Forbidden("only the second office that filed the request may withdraw it")
     if req.status == "withdrawn":
         return req

@@ -21,6 +21,7 @@ from crypto import audit_chain
 
 from .db import utcnow
 from .models import AuditEntry, AuditHead
+from .scope import Scope, require_scope
 from .vocab import AuditAction, AuditOutcome
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,16 @@ class ChainWatch:
             return self._checkpoint
 
 
-def page(session: Session, *, office: str | None, all_offices: bool, action: str | None, outcome: str | None,
+def page(session: Session, *, scope: Scope, office: str | None = None, action: AuditAction | str | None,
+         outcome: AuditOutcome | str | None,
          before_seq: int | None, limit: int) -> list[AuditEntry]:
-    """Entries newest first; ``all_offices`` only for the exchange's admin."""
+    """Entries newest first: exchange-wide (or one ``office``'s) for the exchange-wide scope, an
+    office's own entries for its scope (``office``, if named, must be that office)."""
+    require_scope(scope)
     q = select(AuditEntry)
-    if not all_offices:
+    if not scope.is_everything:
+        q = q.where(AuditEntry.office_code == scope.code)
+    if office:
         q = q.where(AuditEntry.office_code == office)
     if action:
         q = q.where(AuditEntry.action == action)

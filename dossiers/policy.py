@@ -25,7 +25,13 @@ class AgreementFacts:
     share_unpublished: bool
 
     def in_force(self, at: datetime) -> bool:
-        return self.status == "active" and self.valid_from <= at and (self.valid_until is None or at < self.valid_until)
+        return in_force(self.status, self.valid_from, self.valid_until, at)
+
+
+def in_force(status: str, valid_from: datetime, valid_until: datetime | None, at: datetime) -> bool:
+    """The one rule of an agreement in force at ``at``: active, and ``at`` inside its window
+    (the end excluded). The access policy and the ASPEC check both ask this."""
+    return status == "active" and valid_from <= at and (valid_until is None or at < valid_until)
 
 
 @dataclass(frozen=True)
@@ -93,11 +99,11 @@ def decide(viewer: ViewerFacts, dossier: DossierFacts, agreements: Iterable[Agre
         return Decision(dossier.dossier_id, viewer.office, docs)
 
     shared = [a for a in agreements if viewer.office in a.members and dossier.office in a.members]
-    in_force = [a for a in shared if a.in_force(at)]
+    in_force_now = [a for a in shared if a.in_force(at)]
     for doc_id, doc_type in dossier.documents:
         decision = None
         refusals: list[str] = []
-        for a in in_force:
+        for a in in_force_now:
             why = _agreement_refusal(a, viewer, dossier, doc_type, at)
             if why is None:
                 decision = DocumentDecision(True, f"agreement:{a.id}",
@@ -111,7 +117,7 @@ def decide(viewer: ViewerFacts, dossier: DossierFacts, agreements: Iterable[Agre
         if decision is None:
             if not shared:
                 reason = f"no agreement has both {viewer.office} and {dossier.office} as members"
-            elif not in_force:
+            elif not in_force_now:
                 reason = (f"no agreement between {viewer.office} and {dossier.office} is in force "
                           f"({', '.join(sorted(f'{a.id}: {a.status}' for a in shared))})")
             else:
@@ -150,16 +156,3 @@ def dossier_facts(d) -> DossierFacts:
         documents=tuple((doc.document_id, doc.type) for doc in d.documents),
     )
 
-
-def decide_for(session, office: str | None, dossier, at: datetime) -> Decision:
-    """Gather the facts for ``office`` (None: the exchange's operator) reading ``dossier``, in one
-    statement, and decide. No audit: the caller audits (:class:`exchange.access.gate.Gate`) or
-    only routes events to the offices that may see what they announce."""
-    from . import repository
-
-    viewer, agreements = ViewerFacts(office=office), []
-    if office is not None and office != dossier.office_code:
-        corresponding, requests, agreements = repository.decision_facts(session, office, dossier.office_code,
-                                                                        dossier.application_id)
-        viewer = ViewerFacts(office=office, corresponding=corresponding, aspec_requests=tuple(requests))
-    return decide(viewer, dossier_facts(dossier), agreements, at)

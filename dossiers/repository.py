@@ -1,5 +1,5 @@
 """Queries behind the access policy and the family index. Reads that reach partners' data go
-through ``exchange/access/gate.py``, which decides on what these return."""
+through :class:`dossiers.access.Gate`, which decides on what these return."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .models import (
     Dossier,
     PriorityClaim,
 )
+from .policy import AgreementFacts
 
 MAX_FAMILY = 500
 
@@ -96,8 +97,6 @@ def decision_facts(s: Session, office: str, owner: str, application_id: int) -> 
     """What deciding whether ``office`` may read a dossier of ``owner`` on this application
     needs, in one round trip: whether ``office`` holds a corresponding application, its
     accepted ASPEC requests relying on the application, and the agreements of both offices."""
-    from .policy import AgreementFacts
-
     corr, requests, grouped, members = False, [], {}, {}
     for row in s.execute(_DECISION_FACTS, {"office": office, "owner": owner, "app": application_id}):
         if row[0] == "corresponding":

@@ -20,6 +20,7 @@ from . import audit
 from .db import utcnow
 from .errors import StoredObjectCorrupt
 from .models import Blob, Document, Dossier
+from .scope import Scope, require_scope
 from .storage import BlobStore, ObjectNotFound, StorageError
 from .vocab import AuditAction, AuditOutcome
 
@@ -29,16 +30,20 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Viewer:
     actor: str
-    office: str | None
+    scope: Scope
     request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        require_scope(self.scope)
 
 
 def visible_dossiers(viewer: Viewer) -> Select:
-    """The base query of every dossier read, scoped to what ``viewer`` may see."""
+    """The base query of every dossier read, scoped to what ``viewer`` may see: an office its
+    own; the exchange's operator (the exchange-wide scope) no dossier's content."""
     q = select(Dossier)
-    if viewer.office is None:
+    if viewer.scope.is_everything:
         return q.where(False)
-    return q.where(Dossier.office_code == viewer.office)
+    return q.where(Dossier.office_code == viewer.scope.code)
 
 
 def list_dossiers(s: Session, viewer: Viewer, *, after: tuple | None, limit: int,

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dossiers.db import utcnow
 from dossiers.models import AspecRequest, AuditEntry, Document, Dossier, StatsMonthly
+from dossiers.scope import Scope, require_scope
 
 COUNTERS = ("deposits", "documents", "bytes", "accesses", "aspec_accepted", "aspec_rejected", "aspec_withdrawn")
 ASPEC_STATUSES = ("accepted", "rejected", "withdrawn")
@@ -102,13 +103,14 @@ def _month(s: Session, start: datetime, end: datetime) -> dict[tuple[str, str], 
     return out
 
 
-def summary(session: Session, *, office: str | None, since: date | None) -> list[dict]:
-    """The rolled-up rows, oldest month first. ``office=None``: every row; otherwise the rows
-    about that office, its own figures and every pair it is part of (either side).
+def summary(session: Session, *, scope: Scope, since: date | None) -> list[dict]:
+    """The rolled-up rows, oldest month first. The exchange-wide scope: every row; an office's:
+    the rows about that office, its own figures and every pair it is part of (either side).
     ``partner`` is None in an office's own figures."""
+    require_scope(scope)
     q = select(StatsMonthly)
-    if office is not None:
-        q = q.where((StatsMonthly.office_code == office) | (StatsMonthly.partner_code == office))
+    if not scope.is_everything:
+        q = q.where((StatsMonthly.office_code == scope.code) | (StatsMonthly.partner_code == scope.code))
     if since is not None:
         q = q.where(StatsMonthly.month >= month_start(since))
     q = q.order_by(StatsMonthly.month, StatsMonthly.office_code, StatsMonthly.partner_code)

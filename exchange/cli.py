@@ -7,6 +7,7 @@ import os
 import sys
 from contextlib import contextmanager
 from datetime import date, timedelta
+from typing import Any
 
 import click
 
@@ -20,6 +21,10 @@ from .processes import exit_on_sigterm, start_embedded_worker, stop_process
 
 
 
+class _SettingRefused(click.ClickException):
+    exit_code = 2
+
+
 class _Exchange(click.Group):
     """A setting that cannot be used ends any verb with one line naming it and exit status 2."""
 
@@ -27,9 +32,7 @@ class _Exchange(click.Group):
         try:
             return super().invoke(ctx)
         except SettingsError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = 2
-            raise error from None
+            raise _SettingRefused(str(exc)) from None
 
 
 @click.group(cls=_Exchange)
@@ -76,7 +79,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, log_config: d
 
     # uvicorn applies log_config in each of its processes: every line in the chosen format. The
     # HTTP protocol is uvicorn's h11 one with a time limit on the request headers.
-    options = dict(host=host, port=port, log_level=settings.log_level.lower(), http=H11Protocol)
+    options: dict[str, Any] = dict(host=host, port=port, log_level=settings.log_level.lower(), http=H11Protocol)
     if log_config is not None:
         options["log_config"] = log_config
     if workers > 1:
@@ -318,12 +321,14 @@ def _month(value: str | None) -> date | None:
 def stats(office: str | None, since: str | None, months: int) -> None:
     """Recompute the monthly statistics now, then print them as JSON (as GET /v1/stats)."""
     from dossiers import stats as statistics
+    from dossiers.scope import Scope
 
     since_month = _month(since)
     with _database() as (_settings, sf):
         statistics.rollup(sf, months=months)
         with sf() as s:
-            rows = statistics.summary(s, office=office.upper() if office else None, since=since_month)
+            scope = Scope.office(office.upper()) if office else Scope.everything()
+            rows = statistics.summary(s, scope=scope, since=since_month)
     _echo_json({"months": rows, "totals": statistics.totals(rows)})
 
 

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from dossiers.errors import Forbidden, NotFound
+from dossiers.scope import Scope
 from dossiers.storage import BlobStore
 
 from .access.auth import TokenService
@@ -50,6 +51,12 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
+def current_scope(principal: Annotated[Principal, Depends(current_principal)]) -> Scope:
+    """Whose data the caller reads (:attr:`Principal.scope`): every service that lists or reads
+    takes this, never an office code that may be ``None``."""
+    return principal.scope
+
+
 def request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
@@ -59,6 +66,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 TokensDep = Annotated[TokenService, Depends(get_tokens)]
 RequestIdDep = Annotated[str | None, Depends(request_id)]
+ScopeDep = Annotated[Scope, Depends(current_scope)]
 
 
 def public() -> None:

@@ -108,8 +108,9 @@ def test_operators_disable_and_enable_a_client_on_the_database(stack, tmp_path):
     assert r.status_code == 200
     with stack.session_factory() as s:
         from dossiers import audit
+        from dossiers.scope import Scope
 
-        actions = [(e.action, e.actor) for e in audit.page(s, office="SG", all_offices=False, action=None,
+        actions = [(e.action, e.actor) for e in audit.page(s, scope=Scope.office("SG"), action=None,
                                                            outcome=None, before_seq=None, limit=5)]
     assert ("client.disable", "cli") in actions and ("client.enable", "cli") in actions
 

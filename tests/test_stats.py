@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from dossiers.db import utcnow
 from dossiers.models import Dossier, StatsMonthly
+from dossiers.scope import Scope
 from dossiers.stats import add_months, month_start, rollup, summary
 from tests.test_sharing import DOCS, World, make_world
 
@@ -85,10 +86,11 @@ def test_rollup_counts_deposits_partner_reads_and_aspec_outcomes(activity):
     stack, m = activity.stack, activity.month
     assert rollup(stack.session_factory) == 4
     with stack.session_factory() as s:
-        assert summary(s, office=None, since=None) == expected(m)
-        assert summary(s, office="MY", since=None) == [x for x in expected(m) if "MY" in (x["office"], x["partner"])]
-        assert summary(s, office="TH", since=None) == []
-        assert summary(s, office=None, since=add_months(m, 1)) == []
+        assert summary(s, scope=Scope.everything(), since=None) == expected(m)
+        assert summary(s, scope=Scope.office("MY"), since=None) == [
+            x for x in expected(m) if "MY" in (x["office"], x["partner"])]
+        assert summary(s, scope=Scope.office("TH"), since=None) == []
+        assert summary(s, scope=Scope.everything(), since=add_months(m, 1)) == []
 
 
 def test_rollup_twice_gives_the_same_rows_and_replaces_stale_ones(activity):
@@ -99,10 +101,10 @@ def test_rollup_twice_gives_the_same_rows_and_replaces_stale_ones(activity):
         s.add(StatsMonthly(month=old, office_code="ZZ", partner_code="", deposits=7))  # outside it: kept
     assert rollup(stack.session_factory) == 4
     with stack.session_factory() as s:
-        first = summary(s, office=None, since=None)
+        first = summary(s, scope=Scope.everything(), since=None)
     assert rollup(stack.session_factory) == 4
     with stack.session_factory() as s:
-        assert summary(s, office=None, since=None) == first
+        assert summary(s, scope=Scope.everything(), since=None) == first
         assert first == [row(old, "ZZ", None, deposits=7), *expected(m)]
 
 
@@ -114,15 +116,15 @@ def test_rows_fall_in_the_month_of_their_event(activity):
                   .values(received_at=utcnow().replace(year=earlier.year, month=earlier.month, day=15)))
     assert rollup(stack.session_factory) == 4
     with stack.session_factory() as s:
-        rows = summary(s, office="MY", since=None)
+        rows = summary(s, scope=Scope.office("MY"), since=None)
     assert rows[0] == row(earlier, "MY", None, deposits=1, documents=3, bytes=MY_BYTES)
     assert [(r["month"], r["office"], r["partner"]) for r in rows[1:]] == [
         (m, "MY", "SG"), (m, "SG", "MY")]
     # One month's window recomputes this month only: last month's row stays as computed.
     assert rollup(stack.session_factory, months=1) == 3
     with stack.session_factory() as s:
-        assert summary(s, office="MY", since=None)[0]["month"] == earlier
-        assert summary(s, office="MY", since=m)[0]["month"] == m
+        assert summary(s, scope=Scope.office("MY"), since=None)[0]["month"] == earlier
+        assert summary(s, scope=Scope.office("MY"), since=m)[0]["month"] == m
 
 
 def test_admin_reads_every_row_with_totals(activity):

@@ -41,7 +41,8 @@ from dossiers.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from dossiers.policy import decide_for
+from dossiers.access import decide_for
+from dossiers.scope import Scope
 
 from .app import celery_app
 from .base import ExchangeTask, context
@@ -95,7 +96,7 @@ def _route(s, ev: OutboxEvent) -> tuple[dict[str, dict], list[dict]]:
         candidates = set(s.scalars(select(Office.code)))
         candidates.discard(d.office_code)
         for office in sorted(candidates):
-            decision = decide_for(s, office, d, now)
+            decision = decide_for(s, Scope.office(office), d, now)
             if not decision.visible:
                 continue
             types = sorted({doc.type for doc in d.documents if doc.document_id in decision.visible_documents})

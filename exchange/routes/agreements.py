@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from dossiers import agreements
 
 from ..access.principals import ADMIN, DEPOSITOR, EXAMINER, OFFICE_ADMIN, Principal
-from ..deps import RequestIdDep, SessionDep, require
+from ..deps import RequestIdDep, ScopeDep, SessionDep, require
 from ..schemas import AgreementCreate, AgreementRead
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
@@ -25,14 +25,14 @@ def create(body: AgreementCreate, session: SessionDep, rid: RequestIdDep, princi
 
 
 @router.get("", response_model=list[AgreementRead])
-def list_agreements(session: SessionDep, principal: Principal = require(*MEMBERS)):
+def list_agreements(session: SessionDep, scope: ScopeDep, principal: Principal = require(*MEMBERS)):
     """All agreements for the exchange's admin; an office's clients see those it is a member of."""
-    return [_read(a) for a in agreements.list_for(session, None if principal.is_admin else principal.office)]
+    return [_read(a) for a in agreements.list_for(session, scope)]
 
 
 @router.get("/{agreement_id}", response_model=AgreementRead)
-def get(agreement_id: str, session: SessionDep, principal: Principal = require(*MEMBERS)):
-    return _read(agreements.get(session, agreement_id, viewer=None if principal.is_admin else principal.office))
+def get(agreement_id: str, session: SessionDep, scope: ScopeDep, principal: Principal = require(*MEMBERS)):
+    return _read(agreements.get(session, agreement_id, scope=scope))
 
 
 def _transition(action: str):

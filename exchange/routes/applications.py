@@ -1,43 +1,36 @@
-from __future__ import annotations
+"""Applications: registration, look-up by any number, and the family and its citations as the
+caller may see them (:mod:`dossiers.families`, one access decision per dossier)."""
 
-from urllib.parse import quote
+from __future__ import annotations
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from dossiers import registry, repository
-from dossiers.errors import NotFound, NotOwnApplication
+from dossiers import families, registry
+from dossiers.errors import NotOwnApplication
 from dossiers.models import Application
 
 from ..access.gate import Gate
 from ..access.principals import DEPOSITOR, EXAMINER, OFFICE_ADMIN, Principal
 from ..deps import RequestIdDep, SessionDep, require
+from ..links import application_path
 from ..schemas import ApplicationCreate, ApplicationRead, FamilyMember, FamilyRead
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
 READERS = (EXAMINER, DEPOSITOR, OFFICE_ADMIN)
 
 
-def _path_number(app: Application) -> str:
-    return quote(app.number if "/" not in app.number else app.number_key, safe="")
-
-
 def application_read(app: Application) -> dict:
-    base = f"/v1/applications/{app.office_code}/{_path_number(app)}"
+    base = application_path(app)
     return ApplicationRead(
         office=app.office_code, number=app.number, number_key=app.number_key, filing_date=app.filing_date,
         title=app.title, ipc=app.ipc or [],
         priorities=[{"office": p.office, "number": p.number, "date": p.date} for p in app.priorities],
         pct=app.pct_number,
-        publication={"number": app.publication_number, "date": app.publication_date} if app.publication_number else None,
+        publication=({"number": app.publication_number, "date": app.publication_date}
+                     if app.publication_number else None),
         links={"family": f"{base}/family", "citations": f"{base}/citations"},
     ).model_dump()
-
-
-def _shown(app: Application, viewer: str | None, visible_dossiers: int) -> bool:
-    """Bibliographic data of a partner's unpublished application stays with its office, unless
-    the viewer may read one of its dossiers anyway."""
-    return viewer is None or app.office_code == viewer or app.publication_number is not None or visible_dossiers > 0
 
 
 @router.post("", status_code=201, response_model=ApplicationRead,
@@ -57,17 +50,7 @@ def find_applications(session: SessionDep, rid: RequestIdDep,
                       number: str = Query(min_length=1, max_length=80,
                                           description="any application, publication, priority or PCT number"),
                       principal: Principal = require(*READERS)):
-    apps = repository.find_applications(session, number)
-    gate = Gate.of(session, principal, rid)
-    visible = gate.visible_in(apps)
-    return [application_read(a) for a in apps if _shown(a, principal.office, len(visible[a.id]))]
-
-
-def _resolve(session, office: str, number: str, principal: Principal, gate: Gate) -> Application:
-    app = repository.application(session, office, number)
-    if app is None or not _shown(app, principal.office, len(gate.visible_in([app])[app.id])):
-        raise NotFound(f"no application {office} {number}")
-    return app
+    return [application_read(a) for a in families.find(Gate.of(session, principal, rid), number)]
 
 
 @router.get("/{office}/{number}/family", response_model=FamilyRead)
@@ -75,24 +58,20 @@ def family(office: str, number: str, session: SessionDep, rid: RequestIdDep,
            principal: Principal = require(*READERS)):
     """The family across offices (priority links either way, common priorities, one PCT
     application), with the dossiers and document types the caller may see for each member."""
-    gate = Gate.of(session, principal, rid)
-    app = _resolve(session, office, number, principal, gate)
-    members = repository.family(session, app.id)
-    visible = gate.visible_in(members)
+    fam = families.read(Gate.of(session, principal, rid), office, number)
     out = []
-    for m in members:
-        if not _shown(m, principal.office, len(visible[m.id])):
-            continue
+    for m in fam.members:
         dossiers = [{
-            "dossier_id": d.id, "office": d.office_code, "received_at": d.received_at, "signed_at": d.signed_at,
-            "document_types": sorted({doc.type for doc in d.documents if doc.document_id in decision.visible_documents}),
+            "dossier_id": seen.dossier.id, "office": seen.dossier.office_code, "received_at": seen.dossier.received_at,
+            "signed_at": seen.dossier.signed_at,
+            "document_types": sorted({doc.type for doc in seen.documents}),
             "documents": [{"id": doc.document_id, "type": doc.type, "title": doc.title,
-                           "href": f"/v1/dossiers/{d.id}/documents/{doc.document_id}"}
-                          for doc in d.documents if doc.document_id in decision.visible_documents],
-            "rule": decision.rule, "href": f"/v1/dossiers/{d.id}",
-        } for d, decision in visible[m.id]]
-        out.append(FamilyMember(**application_read(m), dossiers=dossiers))
-    return FamilyRead(application=f"{app.office_code} {app.number}", members=out,
+                           "href": f"/v1/dossiers/{seen.dossier.id}/documents/{doc.document_id}"}
+                          for doc in seen.documents],
+            "rule": seen.decision.rule, "href": f"/v1/dossiers/{seen.dossier.id}",
+        } for seen in m.dossiers]
+        out.append(FamilyMember(**application_read(m.application), dossiers=dossiers))
+    return FamilyRead(application=f"{fam.application.office_code} {fam.application.number}", members=out,
                       offices=sorted({m.office for m in out}))
 
 
@@ -101,19 +80,14 @@ def citations(office: str, number: str, session: SessionDep, rid: RequestIdDep,
               principal: Principal = require(*READERS)):
     """One table for the whole family: each cited document with, per office, its ST.14
     category and claims, built only from the dossiers the caller may see."""
-    gate = Gate.of(session, principal, rid)
-    app = _resolve(session, office, number, principal, gate)
-    members = repository.family(session, app.id)
-    visible = gate.visible_in(members)
-    table: dict[str, dict] = {}
-    for m in members:
-        for d, _decision in visible[m.id]:
-            for c in d.citations:
-                row = table.setdefault(c.cited_key, {"cited": c.cited, "citations": []})
-                row["citations"].append({"office": d.office_code, "application": m.number, "category": c.category,
-                                         "claims": c.claims, "dossier_id": d.id})
-    rows = sorted(table.values(), key=lambda r: (-len({x["office"] for x in r["citations"]}), r["cited"]))
+    fam = families.read(Gate.of(session, principal, rid), office, number)
+    rows = []
+    for seen in fam.citations().values():
+        rows.append({"cited": seen[0].citation.cited, "citations": [
+            {"office": x.dossier.office_code, "application": x.member.number, "category": x.citation.category,
+             "claims": x.citation.claims, "dossier_id": x.dossier.id} for x in seen]})
+    rows.sort(key=lambda r: (-len({x["office"] for x in r["citations"]}), r["cited"]))
     for r in rows:
         r["offices"] = sorted({x["office"] for x in r["citations"]})
         r["categories"] = sorted({x["category"] for x in r["citations"]})
-    return {"application": f"{app.office_code} {app.number}", "citations": rows}
+    return {"application": f"{fam.application.office_code} {fam.application.number}", "citations": rows}

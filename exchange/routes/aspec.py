@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from dossiers import aspec
 
 from ..access.principals import ADMIN, DEPOSITOR, EXAMINER, OFFICE_ADMIN, Principal
-from ..deps import RequestIdDep, SessionDep, require
+from ..deps import RequestIdDep, ScopeDep, SessionDep, require
 from ..schemas import AspecRequestCreate, AspecRequestRead
 
 router = APIRouter(prefix="/v1/aspec-requests", tags=["aspec"])
@@ -35,19 +35,19 @@ def file_request(body: AspecRequestCreate, session: SessionDep, rid: RequestIdDe
 
 
 @router.get("", response_model=list[AspecRequestRead])
-def list_requests(session: SessionDep, office: str | None = None,
+def list_requests(session: SessionDep, scope: ScopeDep, office: str | None = None,
                   principal: Principal = require(ADMIN, OFFICE_ADMIN, EXAMINER, DEPOSITOR)):
-    return [_read(r) for r in aspec.list_for(session, None if principal.is_admin else principal.office, office)]
+    return [_read(r) for r in aspec.list_for(session, scope, office)]
 
 
 @router.get("/{request_id}", response_model=AspecRequestRead)
-def get_request(request_id: str, session: SessionDep,
+def get_request(request_id: str, session: SessionDep, scope: ScopeDep,
                 principal: Principal = require(ADMIN, OFFICE_ADMIN, EXAMINER, DEPOSITOR)):
-    return _read(aspec.get(session, request_id, viewer=None if principal.is_admin else principal.office))
+    return _read(aspec.get(session, request_id, scope=scope))
 
 
 @router.post("/{request_id}/withdraw", response_model=AspecRequestRead)
-def withdraw(request_id: str, session: SessionDep, rid: RequestIdDep,
+def withdraw(request_id: str, session: SessionDep, rid: RequestIdDep, scope: ScopeDep,
              principal: Principal = require(DEPOSITOR, EXAMINER, OFFICE_ADMIN)):
-    return _read(aspec.withdraw(session, request_id, viewer=principal.office, actor=principal.client_id,
+    return _read(aspec.withdraw(session, request_id, scope=scope, actor=principal.client_id,
                                 request_id=rid))

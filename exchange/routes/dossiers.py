@@ -8,10 +8,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from dossiers import retrieval
 from dossiers.deposit import Caller, Deposit
 
+from .. import pagination
 from ..access.gate import Gate
 from ..access.principals import ADMIN, DEPOSITOR, EXAMINER, OFFICE_ADMIN, Principal
 from ..deps import RequestIdDep, SessionDep, SettingsDep, StoreDep, require
-from .. import pagination
+from ..documents import document_response
 from ..schemas import DepositReceipt, DocumentRead, DossierRead, DossierSummary, Page
 from ..upload import receive
 
@@ -32,7 +33,7 @@ def _links(dossier_id: str) -> dict:
 
 
 def _viewer(principal: Principal, rid: str | None) -> retrieval.Viewer:
-    return retrieval.Viewer(principal.client_id, principal.office, rid)
+    return retrieval.Viewer(principal.client_id, principal.scope, rid)
 
 
 @router.post("", status_code=201, response_model=DepositReceipt, description=_DEPOSIT_DOC,
@@ -91,26 +92,7 @@ def get_dossier(dossier_id: str, session: SessionDep, rid: RequestIdDep, princip
             responses={200: {"content": {"application/pdf": {}, "application/octet-stream": {}}}})
 def get_document(dossier_id: str, document_id: str, request: Request, session: SessionDep, store: StoreDep,
                  rid: RequestIdDep, principal: Principal = require(*READERS)):
-    viewer = _viewer(principal, rid)
-    doc = Gate.of(session, principal, rid).document(dossier_id, document_id)
-    etag = f'"sha256-{doc.sha256}"'
-    headers = {
-        "Content-Length": str(doc.size),
-        "Repr-Digest": retrieval.repr_digest(doc.sha256),
-        "ETag": etag,
-        "Cache-Control": "private, max-age=0, must-revalidate",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "sandbox; default-src 'none'",
-    }
-    ext = {"application/pdf": ".pdf", "application/xml": ".xml", "text/xml": ".xml", "text/plain": ".txt"}
-    filename = f"{doc.document_id}{ext.get(doc.media_type, '')}"
-    disposition = "inline" if doc.media_type == "application/pdf" else "attachment"
-    headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
-    if request.headers.get("if-none-match") == etag:
-        headers.pop("Content-Length")
-        return Response(status_code=304, headers=headers)
-    body = retrieval.open_verified(store, doc, request.app.state.session_factory, viewer)
-    return StreamingResponse(body, media_type=doc.media_type, headers=headers)
+    return document_response(request, store, Gate.of(session, principal, rid), dossier_id, document_id)
 
 
 @router.get("/{dossier_id}/signature", response_class=Response,

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from dossiers import stats
-from dossiers.errors import Forbidden, InvalidRequest
+from dossiers.errors import InvalidRequest
+from dossiers.scope import Scope
 
 from ..access.principals import ADMIN, OFFICE_ADMIN, Principal
-from ..deps import SessionDep, office_not_found, require
+from ..deps import ScopeDep, SessionDep, office_not_found, require
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
@@ -46,16 +47,13 @@ class StatsRead(BaseModel):
     totals: StatsTotals
 
 
-def stats_scope(office: str | None = None, principal: Principal = require(ADMIN, OFFICE_ADMIN)) -> str | None:
-    """The office whose rows the caller reads: any office (or all, None) for the exchange's
-    admin; an office-admin its own, and another office reads as one that does not exist."""
-    if principal.is_admin:
-        return office
-    if principal.office is None:
-        raise Forbidden("an office-admin reads its own office's statistics only")
-    if office and office != principal.office:
+def stats_scope(scope: ScopeDep, office: str | None = None,
+                principal: Principal = require(ADMIN, OFFICE_ADMIN)) -> Scope:
+    """The rows the caller reads: the exchange's admin every office's, or the one named by
+    ``?office=``; an office-admin its own, and another office reads as one that does not exist."""
+    if office and not scope.includes(office):
         raise office_not_found(office)
-    return principal.office
+    return Scope.office(office) if office else scope
 
 
 def since_month(since: str | None = None) -> date | None:
@@ -71,10 +69,10 @@ def since_month(since: str | None = None) -> date | None:
 
 
 @router.get("", response_model=StatsRead)
-def get_stats(session: SessionDep, office: Annotated[str | None, Depends(stats_scope)],
+def get_stats(session: SessionDep, scope: Annotated[Scope, Depends(stats_scope)],
               since: Annotated[date | None, Depends(since_month)]):
     """Monthly figures per office (``partner`` null) and per office pair, with their totals.
     The exchange's admin sees every office (or the one named by ``office``); an office-admin
     sees the rows its own office is part of."""
-    rows = stats.summary(session, office=office, since=since)
+    rows = stats.summary(session, scope=scope, since=since)
     return StatsRead(months=[StatsRow(**r) for r in rows], totals=StatsTotals(**stats.totals(rows)))

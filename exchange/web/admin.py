@@ -29,6 +29,7 @@ from dossiers.db import utcnow
 from dossiers.errors import Conflict, InvalidRequest, NotFound
 from dossiers.policy import agreement_facts
 from dossiers.schemas import DOCUMENT_TYPES
+from dossiers.scope import Scope
 from dossiers.vocab import AuditAction, AuditOutcome
 
 from ..access.principals import ADMIN, OFFICE_ADMIN
@@ -442,8 +443,7 @@ def redeliver(code: str, delivery_id: str, request: Request, session: SessionDep
 
 @router.get("/admin/agreements")
 def agreements_page(request: Request, session: SessionDep, ctx: WebContext = AnyAdmin):
-    viewer = None if ctx.principal.is_admin else ctx.principal.office
-    return _page(request, "admin_agreements.html", agreements=agreements.list_for(session, viewer),
+    return _page(request, "admin_agreements.html", agreements=agreements.list_for(session, ctx.principal.scope),
                  offices=registry.list_offices(session) if ctx.principal.is_admin else [],
                  programs=agreements.PROGRAMS, document_types=DOCUMENT_TYPES, today=utcnow().date().isoformat(),
                  transitions=agreements.TRANSITIONS)
@@ -498,10 +498,11 @@ def audit_page(request: Request, session: SessionDep, action: str | None = None,
     action, outcome, office = action or None, outcome or None, (office or "").upper() or None
     before = int(before) if before and before.isdigit() else None
     size = min(max(int(limit), 10), 200) if limit and limit.isdigit() else AUDIT_PAGE
-    if not ctx.principal.is_admin:
-        office = ctx.principal.office  # an office-admin reads its own office's entries only
-    rows = audit.page(session, office=office, all_offices=ctx.principal.is_admin and not office, action=action,
-                      outcome=outcome, before_seq=before, limit=size + 1)
+    scope = ctx.principal.scope
+    if not scope.is_everything:
+        office = scope.code  # an office-admin reads its own office's entries only
+    rows = audit.page(session, scope=scope, office=office, action=action, outcome=outcome, before_seq=before,
+                      limit=size + 1)
     older = None
     if len(rows) > size:
         rows = rows[:size]
@@ -535,28 +536,28 @@ def _chart(key: str, title: str, months: list[date], values: list[int]) -> dict:
             "left": left, "top": top, "base": height - bottom, "total": sum(values)}
 
 
-def _coverage(session, viewer: str | None, codes: list[str]) -> tuple[list[str], dict]:
+def _coverage(session, scope: Scope, codes: list[str]) -> tuple[list[str], dict]:
     """Which office's documents of which types each office may read, from the agreements in force."""
     now = utcnow()
     cells: dict[tuple[str, str], set[str]] = {}
-    in_force = [a for a in agreements.list_for(session, viewer) if agreement_facts(a).in_force(now)]
+    in_force = [a for a in agreements.list_for(session, scope) if agreement_facts(a).in_force(now)]
     for a in in_force:
         for owner in a.member_codes:
             for reader in a.member_codes:
                 if owner != reader:
                     cells.setdefault((owner, reader), set()).update(a.document_types)
-    if viewer is not None:
-        codes = sorted({viewer, *(c for pair in cells for c in pair)})
+    if not scope.is_everything:
+        codes = sorted({scope.code, *(c for pair in cells for c in pair)})
     return codes, {pair: sorted(types) for pair, types in cells.items()}
 
 
 @router.get("/admin/stats")
 def stats_page(request: Request, session: SessionDep, ctx: WebContext = AnyAdmin):
-    viewer = None if ctx.principal.is_admin else ctx.principal.office
+    scope = ctx.principal.scope
     last = stats.month_start(utcnow())
     months = [stats.add_months(last, i - STATS_MONTHS + 1) for i in range(STATS_MONTHS)]
-    rows = stats.summary(session, office=viewer, since=months[0])
-    codes = [o.code for o in registry.list_offices(session)] if viewer is None else [viewer]
+    rows = stats.summary(session, scope=scope, since=months[0])
+    codes = [o.code for o in registry.list_offices(session)] if scope.is_everything else [scope.code]
 
     def series(office: str, counter: str, own: bool) -> list[int]:
         return [sum(r[counter] for r in rows if r["office"] == office and r["month"] == m
@@ -565,6 +566,6 @@ def stats_page(request: Request, session: SessionDep, ctx: WebContext = AnyAdmin
     deposits = [_chart(f"dep-{c}", f"{c}: deposits", months, series(c, "deposits", True)) for c in codes]
     accesses = [_chart(f"acc-{c}", f"{c}: partners' reads of its dossiers", months, series(c, "accesses", False))
                 for c in codes]
-    matrix_codes, cells = _coverage(session, viewer, codes)
+    matrix_codes, cells = _coverage(session, scope, codes)
     return _page(request, "admin_stats.html", deposits=deposits, accesses=accesses, months=months,
                  totals=stats.totals(rows), matrix_codes=matrix_codes, cells=cells, rolled=bool(rows))

@@ -3,9 +3,9 @@ across offices with the partners' results and citations, read the documents, fil
 requests, watch a family and read the inbox.
 
 The pages hold no SQL and no access rule of their own: they call the services and the access
-gate the API calls (and, where the API's handler *is* the implementation, that handler), so a
-page shows exactly what the same person would get from the API, and a dossier one may not see
-answers the same 404 page as an unknown id.
+gate the API calls (the family read of :mod:`dossiers.families`, the document answer of
+:mod:`exchange.documents`), so a page shows exactly what the same person would get from the
+API, and a dossier one may not see answers the same 404 page as an unknown id.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from dossiers import aspec, numbers, repository, subscriptions
+from dossiers import aspec, families, numbers, subscriptions
 from dossiers.errors import DomainError, NotFound
 from dossiers.models import Application, Document, Dossier
 from dossiers.schemas import DOCUMENT_TYPES
@@ -29,9 +29,9 @@ from dossiers.vocab import AspecReason
 from ..access.gate import Gate
 from ..access.principals import EXAMINER, OFFICE_ADMIN, Principal
 from ..deps import RequestIdDep, SessionDep, StoreDep
-from ..routes import dossiers as dossiers_api
+from ..documents import document_response
+from ..links import application_path
 from ..routes import watches as watches_api
-from ..routes.applications import _path_number, _resolve, _shown
 from ..schemas import AspecRequestCreate
 from .auth import WebContext, check_csrf, mark_web, next_target, web_user
 from .render import page
@@ -62,7 +62,7 @@ DONE = {
 # --- shared helpers ---------------------------------------------------------------------------
 
 def app_href(app: Application) -> str:
-    return f"/applications/{app.office_code}/{_path_number(app)}"
+    return application_path(app, "/applications")
 
 
 def claims_text(claims: list[int] | None) -> str:
@@ -145,30 +145,25 @@ class FamilyView:
 
 
 def family_view(session: Session, principal: Principal, rid: str | None, office: str, number: str) -> FamilyView:
-    """The members and citation table the API's ``family`` and ``citations`` routes give
-    (exchange/routes/applications.py), from one ``Gate.visible_in`` so each dossier's access
-    decision is taken and audited once per page."""
-    gate = Gate.of(session, principal, rid)
-    app = _resolve(session, office, number, principal, gate)
-    apps = repository.family(session, app.id)
-    visible = gate.visible_in(apps)
-    members = [Member(m, m.office_code == principal.office,
-                      [(d, gate.visible_documents(d, decision)) for d, decision in visible[m.id]])
-               for m in apps if _shown(m, principal.office, len(visible[m.id]))]
+    """The members and citation table the API's ``family`` and ``citations`` routes give: the
+    same read (:func:`dossiers.families.read`), so each dossier's access decision is taken and
+    audited once per page."""
+    fam = families.read(Gate.of(session, principal, rid), office, number)
+    members = [Member(m.application, m.application.office_code == principal.office,
+                      [(seen.dossier, seen.documents) for seen in m.dossiers]) for m in fam.members]
     members.sort(key=lambda m: (m.app.filing_date or date.max, m.app.office_code, m.app.number))
     table: dict[str, dict] = {}
-    for m in apps:
-        for d, _decision in visible[m.id]:
-            for c in d.citations:
-                row = table.setdefault(c.cited_key, {"cited": c.cited, "written": set(), "by_office": {}})
-                row["written"].add(c.cited)
-                row["by_office"].setdefault(d.office_code, []).append({
-                    "category": c.category, "claims": claims_text(c.claims), "application": m.number,
-                    "dossier_id": d.id})
+    for cited_key, seen in fam.citations().items():
+        row = table.setdefault(cited_key, {"cited": seen[0].citation.cited, "written": set(), "by_office": {}})
+        for x in seen:
+            row["written"].add(x.citation.cited)
+            row["by_office"].setdefault(x.dossier.office_code, []).append({
+                "category": x.citation.category, "claims": claims_text(x.citation.claims),
+                "application": x.member.number, "dossier_id": x.dossier.id})
     rows = sorted(table.values(), key=lambda r: (-len(r["by_office"]), r["cited"]))
     for r in rows:
         r["written"] = sorted(r["written"] - {r["cited"]})
-    return FamilyView(app, members, rows)
+    return FamilyView(fam.application, members, rows)
 
 
 # --- search and the application page ----------------------------------------------------------
@@ -191,11 +186,10 @@ def search(request: Request, session: SessionDep, rid: RequestIdDep, q: str = ""
     if q:
         try:
             keys = set(numbers.candidates(q))
-            apps = repository.find_applications(session, q)
+            apps = families.find(Gate.of(session, ctx.principal, rid), q)
         except ValueError:  # no letter or digit: nothing can match
             keys, apps = set(), []
-        visible = Gate.of(session, ctx.principal, rid).visible_in(apps)
-        results = [(a, _matched_by(a, keys)) for a in apps if _shown(a, ctx.principal.office, len(visible[a.id]))]
+        results = [(a, _matched_by(a, keys)) for a in apps]
     return _render(request, session, ctx, "examiner_search.html", q=q, results=results)
 
 
@@ -226,14 +220,9 @@ def dossier_page(dossier_id: str, request: Request, session: SessionDep, rid: Re
 
 def _document(kind: str, dossier_id: str, document_id: str, request: Request, session: Session, store,
               rid: str | None, principal: Principal):
-    # The API's handler is the one implementation of a document read: Gate.document (access rule,
-    # audit, dossier.accessed event), the headers (Content-Length, Repr-Digest, ETag, nosniff, CSP)
-    # and retrieval.open_verified. Only the disposition differs for a download.
-    response = dossiers_api.get_document(dossier_id, document_id, request, session, store, rid, principal=principal)
-    if kind == "download":
-        disposition = response.headers["content-disposition"]
-        response.headers["Content-Disposition"] = "attachment;" + disposition.split(";", 1)[1]
-    return response
+    # The API's document answer (exchange/documents.py); only the disposition differs for a download.
+    return document_response(request, store, Gate.of(session, principal, rid), dossier_id, document_id,
+                             download=kind == "download")
 
 
 @router.get("/dossiers/{dossier_id}/documents/{document_id}/view")
@@ -252,7 +241,7 @@ def download_document(dossier_id: str, document_id: str, request: Request, sessi
 
 @router.get("/aspec")
 def aspec_list(request: Request, session: SessionDep, ctx: WebContext = web_user(*READERS)):
-    requests = aspec.list_for(session, ctx.principal.office, None)
+    requests = aspec.list_for(session, ctx.principal.scope, None)
     return _render(request, session, ctx, "examiner_aspec_list.html", requests=requests)
 
 
@@ -353,7 +342,7 @@ def aspec_file(request: Request, session: SessionDep, rid: RequestIdDep, f: Post
 
 @router.get("/aspec/{request_id}")
 def aspec_page(request_id: str, request: Request, session: SessionDep, ctx: WebContext = web_user(*READERS)):
-    req = aspec.get(session, request_id, viewer=ctx.principal.office)
+    req = aspec.get(session, request_id, scope=ctx.principal.scope)
     reasons = [(code, REASONS.get(code, "")) for code in req.reasons]
     return _render(request, session, ctx, "examiner_aspec.html", req=req, reasons=reasons,
                    basis=BASES.get(req.basis or ""))
@@ -362,7 +351,7 @@ def aspec_page(request_id: str, request: Request, session: SessionDep, ctx: WebC
 @router.post("/aspec/{request_id}/withdraw")
 def aspec_withdraw(request_id: str, session: SessionDep, rid: RequestIdDep,
                    f: Posted = web_form(EXAMINER, OFFICE_ADMIN)):
-    aspec.withdraw(session, request_id, viewer=f.ctx.principal.office, actor=f.ctx.principal.client_id,
+    aspec.withdraw(session, request_id, scope=f.ctx.principal.scope, actor=f.ctx.principal.client_id,
                    request_id=rid)
     return _back(f"/aspec/{request_id}", "withdrawn")
 
