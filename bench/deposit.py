@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +61,7 @@ from crypto.keys import generate_private_key  # noqa: E402
 
 MiB = 1024 * 1024
 from dossiers.storage.s3 import PART_SIZE  # noqa: E402 - the raw puts use the exchange's parts
+
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 OFFICE = "BN"
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
@@ -75,7 +76,7 @@ def manifest(docs: list[tuple[str, str, int]], number: str) -> dict:
         "documents": [{"id": i, "type": "SR", "title": f"Document {i}", "language": "en", "issued_on": "2023-09-10",
                        "media_type": "application/pdf", "sha256": sha, "size": size} for i, sha, size in docs],
         "citations": [{"cited": "US2019123456A1", "category": "X", "claims": [1, 2]}],
-        "signed_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+        "signed_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
 
 
 def signed(docs: list[tuple[str, str, int]], number: str, key) -> str:
@@ -223,7 +224,7 @@ def start_moto(home: Path) -> tuple[subprocess.Popen, int]:
         except httpx.TransportError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError("moto's server did not start:\n" + (home / "moto.log").read_text()[-2000:])
+                raise RuntimeError("moto's server did not start:\n" + (home / "moto.log").read_text()[-2000:]) from None
             time.sleep(0.1)
 
 
@@ -291,7 +292,8 @@ def concurrently(n_threads: int, total: int, work, deadline: float, pid: int | N
            "p95_ms": round(1000 * q[18], 1), "machine_busy_pct": machine(m0)}
     if pid:
         cpu = cpu_seconds(pid) - c0
-        out.update(server_cpu_pct=round(100 * cpu / wall), server_cpu_ms_per_dossier=round(1000 * cpu / max(done, 1), 1))
+        out.update(server_cpu_pct=round(100 * cpu / wall),
+                   server_cpu_ms_per_dossier=round(1000 * cpu / max(done, 1), 1))
     return out
 
 
@@ -377,7 +379,8 @@ def main(quick: bool, processes: int = 1) -> dict:
         migrations.upgrade(db_url)
         engine = make_engine(db_url)
         with make_session_factory(engine).begin() as s:
-            admin, admin_secret = registry.create_client(s, office_code=None, roles=["admin"], name="bench", actor="bench")
+            admin, admin_secret = registry.create_client(s, office_code=None, roles=["admin"], name="bench",
+                                                         actor="bench")
             admin_id = admin.client_id
         engine.dispose()
         # Both servers share the database; every run deposits distinct bytes, so no blob is shared.

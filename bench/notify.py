@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -87,7 +87,7 @@ def signed_deposit(key, n: str) -> tuple[dict, bytes]:
                        "issued_on": "2023-09-10", "media_type": "application/pdf",
                        "sha256": hashlib.sha256(doc).hexdigest(), "size": len(doc)}],
         "citations": [{"cited": "US2019123456A1", "category": "X", "claims": [1, 2]}],
-        "signed_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+        "signed_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
     token = jws.sign(json.dumps(m, separators=(",", ":")).encode(), key)
     b = "bench-" + secrets.token_hex(8)
     body = (f'--{b}\r\nContent-Disposition: form-data; name="manifest"\r\nContent-Type: application/jose\r\n\r\n'

@@ -585,7 +585,8 @@ def measure(url: str, n_samples: int, budget_s: float, seed: int) -> tuple[dict,
             for label, call in (
                     ("family", lambda: repository.family(s, member)),
                     ("dossier load", lambda: holder.update(d=repository.dossier(s, did))),
-                    ("decision", lambda: Gate(s, Scope.office(viewer), "bench", None).decide(holder["d"], audit_it=False))):
+                    ("decision",
+                     lambda: Gate(s, Scope.office(viewer), "bench", None).decide(holder["d"], audit_it=False))):
                 if label != "decision":
                     s.expunge_all()
                 probe.capture = []
@@ -713,7 +714,7 @@ def main() -> None:
             ex = "-" if r["in_execute_ms"] is None else f"{r['in_execute_ms']:.3f}"
             say(f"{key:<14} {r['n']:>5} {r['p50']:>7.3f} {r['p95']:>7.3f} {r['p99']:>7.3f} {r['max']:>7.2f} "
                 f"{r['p99_over_baseline']:>8.2f} {r['statements']:>5} {ex:>7} {r['orm_objects']:>5}  "
-                f"{'p99 < %g ms' % goal if goal else '-':<12} {verdict}")
+                f"{f'p99 < {goal:g} ms' if goal else '-':<12} {verdict}")
         say("(round trip: SELECT 1 through psycopg alone; stmts: statements a call; exec ms: mean time inside "
             "cursor.execute, i.e. round trips + server; objs: ORM objects loaded)")
         say(f"mean family size {extra['family_size_mean']} (max {extra['family_size_max']}); decisions: "

@@ -35,16 +35,16 @@ import sys
 # stand in for the standard library's ``token`` module: take the folder off before importing.
 sys.path[:] = [p for p in sys.path if p != sys.path[0] or not p.endswith("bench")]
 
-import argparse
-import json
-import os
-import socket
-import statistics
-import subprocess
-import tempfile
-import threading
-import time
-from pathlib import Path
+import argparse  # noqa: E402 - after the path is fixed
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -131,7 +131,8 @@ def batch(srv: Server, requests: list[tuple[str, str]], expect: int) -> dict:
                 raise RuntimeError(f"expected {expect}, got {r.status_code}: {r.text[:300]}")
         cpu, wall = cpu_seconds_of(srv.proc.pid) - c0, time.perf_counter() - t0
     n = len(requests)
-    return {"requests": n, "cpu_ms_per_request": round(1000 * cpu / n, 2), "wall_ms_per_request": round(1000 * wall / n, 2)}
+    return {"requests": n, "cpu_ms_per_request": round(1000 * cpu / n, 2),
+            "wall_ms_per_request": round(1000 * wall / n, 2)}
 
 
 def burst(srv: Server, requests: list[tuple[str, str]], expect: int, threads: int = 16) -> dict:
@@ -167,7 +168,8 @@ def burst(srv: Server, requests: list[tuple[str, str]], expect: int, threads: in
             w.join()
     if failures:
         raise RuntimeError(f"unexpected answers during the burst: {sorted(set(failures))}")
-    return {"healthz_p50_ms": round(1000 * statistics.median(latencies)), "healthz_max_ms": round(1000 * max(latencies)),
+    return {"healthz_p50_ms": round(1000 * statistics.median(latencies)),
+            "healthz_max_ms": round(1000 * max(latencies)),
             "token_requests_per_s": round(rate, 1)}
 
 

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from jose import jwt as jose_jwt
 from jose.exceptions import ExpiredSignatureError, JOSEError
 
-from .errors import TokenExpired, TokenInvalid
+from .errors import MalformedJWS, TokenExpired, TokenInvalid
 from .jws import _jose_key, header_of
-from .errors import MalformedJWS
 from .keys import EXCHANGE_ALGORITHM, PrivateKey, PublicKey
 
 LEEWAY_SECONDS = 30

@@ -181,7 +181,8 @@ class Deposit:
         with self._sf() as s:
             self.existing = self._find_existing(s)
             digests = {d.sha256 for d in manifest.documents}
-            self._known_blobs = dict(s.execute(select(Blob.sha256, Blob.integrity).where(Blob.sha256.in_(digests))).all())
+            self._known_blobs = dict(s.execute(select(Blob.sha256, Blob.integrity)
+                                               .where(Blob.sha256.in_(digests))).all())
 
     def _find_existing(self, s: Session | None = None) -> DepositResult | None:
         if s is None:
@@ -372,7 +373,7 @@ class Deposit:
             try:
                 blobs.release(self._sf, self._store, self.id, sha)
                 self._pinned.discard(sha)
-            except Exception:  # noqa: BLE001 - a kept pin goes stale; the orphan sweep decides then
+            except Exception:
                 log.exception("releasing blob %s of a refused deposit failed; the orphan sweep will", sha)
 
     def refuse(self, exc: BaseException) -> None:
@@ -384,7 +385,7 @@ class Deposit:
             if not part.done:
                 try:
                     part.writer.abort()
-                except Exception:  # noqa: BLE001 - the sweep removes partial uploads
+                except Exception:
                     log.exception("aborting a refused deposit's upload failed; the sweep will remove it")
         self._release_pins()
         try:
@@ -398,5 +399,5 @@ class Deposit:
                     office=self.caller.office, subject=self.manifest_sha256, reason=code,
                     detail={**detail, "message": str(exc)[:500]}, request_id=self.caller.request_id,
                 )
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not audit a refused deposit")

@@ -96,7 +96,7 @@ class Application(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    priorities: Mapped[list["PriorityClaim"]] = relationship(
+    priorities: Mapped[list[PriorityClaim]] = relationship(
         back_populates="application", cascade="all, delete-orphan", order_by="PriorityClaim.id"
     )
 
@@ -132,13 +132,13 @@ class Dossier(Base):
     depositor_client_id: Mapped[str | None] = mapped_column(String(64))
 
     application: Mapped[Application] = relationship()
-    documents: Mapped[list["Document"]] = relationship(
+    documents: Mapped[list[Document]] = relationship(
         back_populates="dossier", cascade="all, delete-orphan", order_by="Document.position"
     )
-    citations: Mapped[list["Citation"]] = relationship(
+    citations: Mapped[list[Citation]] = relationship(
         back_populates="dossier", cascade="all, delete-orphan", order_by="Citation.id"
     )
-    receipt: Mapped["Receipt"] = relationship(back_populates="dossier", cascade="all, delete-orphan")
+    receipt: Mapped[Receipt] = relationship(back_populates="dossier", cascade="all, delete-orphan")
 
 
 class Document(Base):
@@ -160,7 +160,7 @@ class Document(Base):
     translation_of: Mapped[str | None] = mapped_column(String(64))
 
     dossier: Mapped[Dossier] = relationship(back_populates="documents")
-    blob: Mapped["Blob"] = relationship()
+    blob: Mapped[Blob] = relationship()
 
 
 class Citation(Base):
@@ -309,7 +309,7 @@ class Agreement(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    members: Mapped[list["AgreementMember"]] = relationship(
+    members: Mapped[list[AgreementMember]] = relationship(
         back_populates="agreement", cascade="all, delete-orphan", order_by="AgreementMember.office_code",
         lazy="selectin",
     )

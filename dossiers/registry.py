@@ -313,7 +313,8 @@ def _check_settings(settings: dict) -> None:
             raise InvalidRequest(f"setting {'.'.join(path)} must be true or false")
 
 
-def register_application(s: Session, office: str, data, *, actor: str, request_id: str | None = None) -> tuple[Application, bool]:
+def register_application(s: Session, office: str, data, *, actor: str,
+                         request_id: str | None = None) -> tuple[Application, bool]:
     existed = s.scalars(select(Application.id).where(
         Application.office_code == office, Application.number_key == numbers.normalise(office, data.number))).first()
     app = upsert_application(s, office, data)

@@ -133,5 +133,5 @@ def record_corruption(session_factory: sessionmaker, *, sha256: str, dossier_id:
             audit.append(s, action=AuditAction.BLOB_INTEGRITY, outcome=AuditOutcome.FAILED, actor=actor, office=None,
                          subject=sha256, reason=reason, request_id=request_id,
                          detail={"dossier_id": dossier_id, "document_id": document_id})
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("could not record an integrity failure")

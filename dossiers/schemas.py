@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -42,7 +42,7 @@ def _in_utc(v: datetime) -> datetime:
     if v.tzinfo is None:
         raise ValueError("give a time zone (Z for UTC)")
     try:
-        return v.astimezone(timezone.utc)
+        return v.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first day UTC can name
         raise ValueError("the instant is outside the years 1 to 9999 once converted to UTC") from None
 
@@ -73,7 +73,8 @@ class ApplicationIn(_Strict):
     number: Number
     filing_date: date
     title: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-    ipc: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = Field(default_factory=list, max_length=200)
+    ipc: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = Field(default_factory=list,
+                                                                                      max_length=200)
     priorities: list[PriorityClaimIn] = Field(default_factory=list, max_length=100)
     pct: Annotated[str, StringConstraints(pattern=r"^PCT/[A-Z]{2}\d{4}/\d{6}$")] | None = None
     publication: PublicationIn | None = None
@@ -136,7 +137,8 @@ class Manifest(_Strict):
         known = set(ids)
         for d in self.documents:
             if d.translation_of is not None and (d.translation_of not in known or d.translation_of == d.id):
-                raise ValueError(f"document {d.id!r} translates {d.translation_of!r}, which is not another document of this manifest")
+                raise ValueError(f"document {d.id!r} translates {d.translation_of!r}, "
+                                 "which is not another document of this manifest")
         return self
 
 

@@ -16,7 +16,7 @@ JSON index (``->>`` on PostgreSQL, ``json_extract`` on SQLite).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,7 +41,7 @@ def add_months(month: date, n: int) -> date:
 
 
 def _at(month: date) -> datetime:
-    return datetime(month.year, month.month, 1, tzinfo=timezone.utc)
+    return datetime(month.year, month.month, 1, tzinfo=UTC)
 
 
 def rollup(session_factory: sessionmaker, *, months: int = 13, now: datetime | None = None) -> int:

@@ -21,13 +21,26 @@ from dossiers.storage import BlobStore, store_from_url
 from workers.app import broker_ping, create_celery, prepare_broker
 
 from . import errors, metrics, openapi
+from .access.auth import TokenService
+from .access.ratelimit import RateLimits
 from .guards import InputGuard
 from .logs import request_id as request_id_var
 from .relay import Relay
-from .access.auth import TokenService
-from .access.ratelimit import RateLimits
-from .routes import (access, agreements, applications, aspec, audit, dossiers, health, oauth, offices, outbox,
-                     stats, watches, webhooks)
+from .routes import (
+    access,
+    agreements,
+    applications,
+    aspec,
+    audit,
+    dossiers,
+    health,
+    oauth,
+    offices,
+    outbox,
+    stats,
+    watches,
+    webhooks,
+)
 from .settings import Settings
 from .timeouts import BodyTimeouts
 

@@ -11,14 +11,12 @@ from typing import Any
 
 import click
 
+from . import metrics_dir
 from .clitools import echo_json as _echo_json
 from .clitools import fail as _fail
-from . import metrics_dir
-from .settings import Settings, SettingsError
 from .office.cli import api_options, call, client, office, verify
 from .processes import exit_on_sigterm, start_embedded_worker, stop_process
-
-
+from .settings import Settings, SettingsError
 
 
 class _SettingRefused(click.ClickException):
@@ -379,7 +377,8 @@ def bootstrap(name: str) -> None:
 @admin.command("create-user")
 @click.option("--username", required=True)
 @click.option("--office", help="the person's office; none for an exchange admin")
-@click.option("--roles", default="examiner", show_default=True, help="examiner,office-admin (or admin without --office)")
+@click.option("--roles", default="examiner", show_default=True,
+              help="examiner,office-admin (or admin without --office)")
 @click.option("--name", "display_name", default="")
 @click.option("--email")
 @click.password_option(envvar="EXCHANGE_USER_PASSWORD")

@@ -70,7 +70,7 @@ class EmbeddedWorker:
 
     # --- life cycle -------------------------------------------------------------------------
 
-    def start(self) -> "EmbeddedWorker":
+    def start(self) -> EmbeddedWorker:
         self._spawn()
         self._thread = threading.Thread(target=self._supervise, name="embedded-worker", daemon=True)
         self._thread.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dossiers.errors import InvalidRequest
 
@@ -23,7 +23,7 @@ def _value(v, kind: type):
     if kind is datetime and isinstance(v, str):
         when = datetime.fromisoformat(v)
         try:
-            return when.astimezone(timezone.utc) if when.tzinfo is not None else when
+            return when.astimezone(UTC) if when.tzinfo is not None else when
         except OverflowError:
             raise ValueError(v) from None
     if kind is int and isinstance(v, int) and not isinstance(v, bool) and -_BIGINT <= v < _BIGINT:

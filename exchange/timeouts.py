@@ -106,7 +106,7 @@ class H11Protocol(_UvicornH11Protocol):
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: " + PROBLEM.encode()
                                  + b"\r\ncontent-length: " + str(len(body)).encode()
                                  + b"\r\nconnection: close\r\n\r\n" + body)
-            client = "%s:%d" % self.client if self.client else "a client"
+            client = "{}:{}".format(*self.client) if self.client else "a client"
             log.warning("%s sent %d bytes of a request but not its headers within %g s; connection closed",
                         client, len(started), self.header_timeout)
         self.transport.close()
@@ -141,9 +141,9 @@ class BodyTimeouts:
             start = loop.time()
             try:
                 if budget <= 0:
-                    raise asyncio.TimeoutError
+                    raise TimeoutError
                 message = await asyncio.wait_for(receive(), budget)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 waited += loop.time() - start
                 if budget >= idle:
                     detail = f"no part of the request body arrived for {idle:g} s"

@@ -122,7 +122,8 @@ async def _receive(request: Request, deposit: Deposit, *, max_bytes: int) -> Dep
     if declared is not None:
         try:
             if int(declared) > max_bytes:
-                raise BodyTooLarge(f"the body declares {int(declared)} bytes; the limit is {max_bytes}", limit=max_bytes)
+                raise BodyTooLarge(f"the body declares {int(declared)} bytes; the limit is {max_bytes}",
+                                   limit=max_bytes)
         except ValueError:
             raise MultipartMalformed("Content-Length is not a number") from None
     parser_events = _Events()

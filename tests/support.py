@@ -3,7 +3,6 @@ build offices, keys and signed manifests through the public API."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -13,7 +12,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import uvicorn
@@ -33,7 +32,7 @@ class ServerThread:
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -109,7 +108,7 @@ class TcpProxy:
         self.up = False
         with self._lock:
             for c in self._conns:
-                for step in (lambda: c.shutdown(socket.SHUT_RDWR), c.close):
+                for step in (lambda: c.shutdown(socket.SHUT_RDWR), c.close):  # noqa: B023 - called at once
                     try:
                         step()
                     except OSError:
@@ -180,7 +179,7 @@ def manifest(office: str, docs: dict[str, bytes], *, number: str = "10202301234X
             for doc_id, data in docs.items()
         ],
         "citations": [{"cited": "US2019123456A1", "category": "X", "claims": [1, 2, 3]}],
-        "signed_at": (signed_at or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z"),
+        "signed_at": (signed_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
     }
     m.update(extra)
     return m

@@ -267,7 +267,8 @@ def test_token_requests_are_limited_per_client(stack):
 def test_sign_in_is_limited_per_address(stack):
     person, other = make_person(stack), make_person(stack)
     a, b = new_address(), new_address()
-    with rate_limits(stack, {"EXCHANGE_SIGNIN_LIMIT_PER_ADDRESS": "3/minute", "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT": HIGH}):
+    with rate_limits(stack, {"EXCHANGE_SIGNIN_LIMIT_PER_ADDRESS": "3/minute",
+                             "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT": HIGH}):
         assert sign_in(stack.url, person, "wrong", a).status_code == 401
         assert sign_in(stack.url, "nobody@test", "wrong", a).status_code == 401
         assert signed_in(sign_in(stack.url, other, PASSWORD, a))
@@ -280,7 +281,8 @@ def test_sign_in_is_limited_per_address(stack):
 
 def test_sign_in_is_limited_per_account(stack):
     person, other = make_person(stack), make_person(stack)
-    with rate_limits(stack, {"EXCHANGE_SIGNIN_LIMIT_PER_ADDRESS": HIGH, "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT": "3/minute"}):
+    with rate_limits(stack, {"EXCHANGE_SIGNIN_LIMIT_PER_ADDRESS": HIGH,
+                             "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT": "3/minute"}):
         assert signed_in(sign_in(stack.url, person, PASSWORD, new_address()))
         assert sign_in(stack.url, person.upper(), "wrong", new_address()).status_code == 401  # the same account
         assert sign_in(stack.url, f" {person}", "wrong", new_address()).status_code == 401
@@ -316,7 +318,8 @@ def test_limit_settings_from_the_environment(tmp_path):
     own = Settings.from_env({"EXCHANGE_HOME": str(tmp_path), "EXCHANGE_BROKER_URL": "redis://redis:6379/0",
                              "EXCHANGE_RATE_LIMIT_STORAGE_URL": "redis://limits:6379/3",
                              "EXCHANGE_TOKEN_LIMIT_PER_CLIENT": "5 per minute; 50 per hour"})
-    assert own.rate_limit_storage == "redis://limits:6379/3" and own.token_limit_per_client == "5 per minute; 50 per hour"
+    assert own.rate_limit_storage == "redis://limits:6379/3"
+    assert own.token_limit_per_client == "5 per minute; 50 per hour"
     with pytest.raises(SettingsError, match="EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT"):
         Settings.from_env({"EXCHANGE_HOME": str(tmp_path), "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT": "lots"})
 
@@ -445,7 +448,8 @@ def test_an_unknown_client_costs_what_a_known_one_does(stack):
                 times[name].append(time.perf_counter() - t0)
                 assert r.status_code == (200 if name == "known, right" else 401)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    assert medians["unknown"] < 3 * medians["known, wrong"] and medians["known, wrong"] < 3 * medians["unknown"], medians
+    assert medians["unknown"] < 3 * medians["known, wrong"], medians
+    assert medians["known, wrong"] < 3 * medians["unknown"], medians
     assert max(medians.values()) < 0.5, medians  # no Argon2 on any of them
 
 

@@ -173,7 +173,7 @@ def test_registration_with_a_number_without_letters_or_digits(stack):
 
 def test_manifest_with_a_number_without_letters_or_digits(stack):
     sg = stack.office("SG")
-    for number, (mutate, pointer) in [(number, case) for number in BLANK_NUMBERS for case in [
+    for _number, (mutate, pointer) in [(number, case) for number in BLANK_NUMBERS for case in [
         (lambda m, n=number: m["application"].update(number=n), "/application/number"),
         (lambda m, n=number: m["application"]["priorities"][0].update(number=n), "/application/priorities/0/number"),
         (lambda m, n=number: m["application"]["publication"].update(number=n), "/application/publication/number"),

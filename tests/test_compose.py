@@ -164,8 +164,10 @@ def test_app_services_share_one_image_and_settings(config):
     assert services["beat"]["command"] == ["exchange", "beat"]
     for name in names:
         env = services[name]["environment"]
-        assert env["EXCHANGE_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/exchange" in env["EXCHANGE_DATABASE_URL"]
-        assert env["EXCHANGE_STORAGE_URL"].startswith("s3://") and "@minio:9000/exchange?secure=false" in env["EXCHANGE_STORAGE_URL"]
+        assert env["EXCHANGE_DATABASE_URL"].startswith("postgresql://")
+        assert "@postgres:5432/exchange" in env["EXCHANGE_DATABASE_URL"]
+        assert env["EXCHANGE_STORAGE_URL"].startswith("s3://")
+        assert "@minio:9000/exchange?secure=false" in env["EXCHANGE_STORAGE_URL"]
         assert env["EXCHANGE_BROKER_URL"] == "redis://redis:6379/0"
 
 

@@ -245,7 +245,7 @@ def test_many_deposits_sharing_bytes_at_once_some_refused(any_stack):
         start = threading.Barrier(8)
 
         def run(job):
-            start.wait()
+            start.wait()  # noqa: B023 - the pool runs inside this iteration
             return send(kit, job[1])
 
         with ThreadPoolExecutor(8) as pool:
@@ -283,7 +283,7 @@ def test_eight_dossiers_for_one_new_application_at_once_are_all_acknowledged(any
         start = threading.Barrier(8)
 
         def run(item):
-            start.wait()
+            start.wait()  # noqa: B023 - the pool runs inside this iteration
             return deposit(kit, *item)
 
         with ThreadPoolExecutor(8) as pool:

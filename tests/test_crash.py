@@ -117,7 +117,8 @@ def test_a_process_killed_mid_deposit_loses_nothing_and_leaves_nothing(tmp_path,
 
         def body():
             yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{token}\r\n"
-                   f"--{boundary}\r\nContent-Disposition: form-data; name=\"done\"; filename=\"d.pdf\"\r\n\r\n").encode()
+                   f"--{boundary}\r\nContent-Disposition: form-data; name=\"done\"; "
+                   "filename=\"d.pdf\"\r\n\r\n").encode()
             yield done
             yield (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"big\"; "
                    f"filename=\"b.pdf\"\r\n\r\n").encode()
@@ -163,7 +164,8 @@ def test_a_process_killed_mid_deposit_loses_nothing_and_leaves_nothing(tmp_path,
         assert not store.exists(blob_key(sha(orphan)))
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM blob_pin").scalar_one() == 0
-        for dossier, doc, data in ((first.json()["dossier_id"], "kept", kept), (again.json()["dossier_id"], "done", done)):
+        for dossier, doc, data in ((first.json()["dossier_id"], "kept", kept),
+                                   (again.json()["dossier_id"], "done", done)):
             r = httpx.get(f"{url}/v1/dossiers/{dossier}/documents/{doc}", headers=headers())
             assert r.status_code == 200 and r.content == data
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from crypto.keys import PublicKey, public_pem_from_jwk
 from tests.support import deposit, forge_hs256, manifest, new_key, sign, unsigned
 
 FILES = {"sr-1": b"%PDF-1.7 search report " * 100, "claims-1": b"%PDF-1.7 claims examined"}
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def problem(r: httpx.Response, status: int, code: str) -> dict:
@@ -75,7 +75,8 @@ def test_deposit_returns_a_receipt_and_the_bytes_come_back_exact(stack):
             assert got.content == data
             assert got.headers["content-length"] == str(len(data))
             assert got.headers["content-type"] == "application/pdf"
-            assert got.headers["repr-digest"] == f"sha-256=:{__import__('base64').b64encode(hashlib.sha256(data).digest()).decode()}:"
+            digest = __import__("base64").b64encode(hashlib.sha256(data).digest()).decode()
+            assert got.headers["repr-digest"] == f"sha-256=:{digest}:"
             assert got.headers["content-disposition"].startswith("inline; filename=")
         sig = http.get(f"/v1/dossiers/{dossier_id}/signature")
         assert sig.headers["content-type"] == "application/jose" and sig.text == token
@@ -317,7 +318,8 @@ def test_oversize_body_is_refused_before_parsing(stack):
     # Declare more than the limit and send only the start: the answer must come before the body.
     with socket.create_connection(("127.0.0.1", stack.server.port), timeout=10) as sock:
         sock.sendall((f"POST /v1/dossiers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sg.token}\r\n"
-                      f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {limit + 1}\r\n\r\n--x\r\n").encode())
+                      f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {limit + 1}\r\n\r\n"
+                      "--x\r\n").encode())
         raw = b""
         while b"\r\n\r\n" not in raw or not raw.rstrip().endswith(b"}"):
             chunk = sock.recv(65536)
@@ -336,7 +338,9 @@ def test_manifest_must_come_first(stack):
     token = sign(manifest("SG", FILES), sg.key)
     boundary = "b0undary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"sr-1\"; filename=\"a.pdf\"\r\n\r\n").encode() \
-        + FILES["sr-1"] + f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{token}\r\n--{boundary}--\r\n".encode()
+        + FILES["sr-1"] \
+        + f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n".encode() \
+        + f"{token}\r\n--{boundary}--\r\n".encode()
     r = httpx.post(f"{stack.url}/v1/dossiers", content=body,
                    headers={**sg.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
     problem(r, 400, "manifest-missing")
@@ -364,7 +368,8 @@ def test_missing_wrong_and_foreign_tokens(stack):
     r = httpx.post(url, data={"manifest": token})
     problem(r, 401, "unauthenticated")
     assert r.headers["www-authenticate"].startswith("Bearer")
-    problem(httpx.post(url, data={"manifest": token}, headers={"Authorization": "Bearer nonsense"}), 401, "unauthenticated")
+    problem(httpx.post(url, data={"manifest": token}, headers={"Authorization": "Bearer nonsense"}), 401,
+            "unauthenticated")
     problem(httpx.post(url, data={"manifest": token}, headers={"Authorization": "Basic abc"}), 401, "unauthenticated")
 
     from crypto import tokens
@@ -377,9 +382,11 @@ def test_missing_wrong_and_foreign_tokens(stack):
                    dict(issuer=stack.settings.issuer, audience="someone-else", ttl_seconds=300),
                    dict(issuer=stack.settings.issuer, audience=stack.settings.token_audience, ttl_seconds=-300)):
         t = tokens.issue(claims, key, **kwargs)
-        problem(httpx.post(url, data={"manifest": token}, headers={"Authorization": f"Bearer {t}"}), 401, "unauthenticated")
+        problem(httpx.post(url, data={"manifest": token}, headers={"Authorization": f"Bearer {t}"}), 401,
+                "unauthenticated")
     stranger = new_key()
-    t = tokens.issue(claims, stranger, issuer=stack.settings.issuer, audience=stack.settings.token_audience, ttl_seconds=300)
+    t = tokens.issue(claims, stranger, issuer=stack.settings.issuer, audience=stack.settings.token_audience,
+                     ttl_seconds=300)
     problem(httpx.post(url, data={"manifest": token}, headers={"Authorization": f"Bearer {t}"}), 401, "unauthenticated")
     assert_nothing_kept(stack)
 

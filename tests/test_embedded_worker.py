@@ -204,7 +204,7 @@ def test_a_burst_of_events_is_all_processed_by_one_surviving_worker(served):
     ids = []
     try:
         # In waves, as traffic writes them: the relays publish while the worker consumes.
-        for wave in range(24):
+        for _wave in range(24):
             with sf.begin() as s:
                 for _ in range(BURST // 24):
                     ids.append(str(uuid.uuid4()))

@@ -89,8 +89,9 @@ def test_corrupted_stored_object_is_never_served_as_right(stack):
     corrupt[-10] ^= 0xFF  # same size, one byte flipped near the end
     if stack.s3_port is not None:
         # A new version written behind the exchange's back, as bit rot or an intruder would.
-        from minio import Minio
         import io
+
+        from minio import Minio
 
         raw = Minio(f"127.0.0.1:{stack.s3_port}", "k", "s", secure=False, region="us-east-1")
         raw.put_object("exchange", key, io.BytesIO(bytes(corrupt)), len(corrupt))
@@ -115,8 +116,9 @@ def test_truncated_stored_object_answers_500_before_any_byte(stack):
     r = deposit(sg, sign(manifest("SG", files), sg.key), files)
     key = blob_key(hashlib.sha256(files["sr-1"]).hexdigest())
     if stack.s3_port is not None:
-        from minio import Minio
         import io
+
+        from minio import Minio
 
         raw = Minio(f"127.0.0.1:{stack.s3_port}", "k", "s", secure=False, region="us-east-1")
         raw.put_object("exchange", key, io.BytesIO(b"short"), 5)

@@ -26,7 +26,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from crypto import webhooks
-from dossiers import registry, users
+from dossiers import users
 from exchange.web.auth import COOKIE
 from tests.support import ServerThread, deposit, manifest, sign, token
 from tests.test_aspec import Aspec, fo_dossier
@@ -233,7 +233,8 @@ def test_another_offices_admin_routes_answer_as_an_unknown_office(stack, two_off
 def test_another_offices_admin_pages_answer_as_an_unknown_office(stack):
     admin = stack.admin()
     for code in ("SG", "MY"):
-        assert httpx.post(f"{stack.url}/v1/offices", headers=admin, json={"code": code, "name": code}).status_code == 201
+        created = httpx.post(f"{stack.url}/v1/offices", headers=admin, json={"code": code, "name": code})
+        assert created.status_code == 201
     with stack.session_factory.begin() as s:
         user = users.create_user(s, username="sg-admin@test", display_name="SG admin", office="SG",
                                  roles=["office-admin"], password="correct horse battery staple", email=None,
@@ -357,7 +358,8 @@ def test_the_demo_receiver_shows_what_it_received_to_the_demo_admin_only(demo_si
         examiner_cookie, _ = users.open_session(s, examiner)
         admin_cookie, _ = users.open_session(s, person)
     r = httpx.get(f"{url}/_demo/webhooks", cookies={COOKIE: examiner_cookie}, headers={"Accept": "text/html"})
-    assert r.status_code == 403 and r.headers["content-type"].startswith("text/html") and "dossier.deposited" not in r.text
+    assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
+    assert "dossier.deposited" not in r.text
 
     expected = [{"office": "SG", "webhook_id": "msg_1", "verified": True,
                  "event": {"type": "dossier.deposited", "data": {"dossier_id": "d1"}}}]

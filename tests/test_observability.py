@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -61,7 +61,7 @@ def test_a_json_line_holds_time_level_logger_message_request_id_and_exception():
     assert (first["level"], first["logger"], first["request_id"]) == ("INFO", logger.name, "req-123")
     assert "exception" not in first
     at = datetime.fromisoformat(first["time"].replace("Z", "+00:00"))
-    assert first["time"].endswith("Z") and abs((datetime.now(timezone.utc) - at).total_seconds()) < 60
+    assert first["time"].endswith("Z") and abs((datetime.now(UTC) - at).total_seconds()) < 60
     assert failed["level"] == "ERROR" and failed["request_id"] == "req-123"
     assert "Traceback" in failed["exception"] and "ValueError: storage went away" in failed["exception"]
     assert outside["request_id"] is None and outside["level"] == "WARNING"

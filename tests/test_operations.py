@@ -68,7 +68,8 @@ def test_keys_rotate_publishes_both_keys_and_old_receipts_still_verify(stack, cl
     assert receipts.verify(after["receipt"], keys).dossier_id == after["dossier_id"]
 
     with stack.engine.connect() as c:
-        subject = c.execute(sa.text("SELECT subject FROM audit_entry WHERE action = 'exchange_key.rotate'")).scalar_one()
+        subject = c.execute(sa.text("SELECT subject FROM audit_entry WHERE action = 'exchange_key.rotate'")
+                            ).scalar_one()
     assert subject == out["kid"]
 
 

@@ -45,7 +45,8 @@ def test_every_setting_in_the_readme_is_read_from_its_variable():
 
 
 def test_values_from_the_environment_and_overrides(tmp_path):
-    env = {"EXCHANGE_HOME": str(tmp_path), "EXCHANGE_RETENTION_DAYS": "7", "EXCHANGE_WEBHOOK_ALLOW_HOSTS": " a, 10.0.0.0/8 ,",
+    env = {"EXCHANGE_HOME": str(tmp_path), "EXCHANGE_RETENTION_DAYS": "7",
+           "EXCHANGE_WEBHOOK_ALLOW_HOSTS": " a, 10.0.0.0/8 ,",
            "EXCHANGE_WEBHOOK_RETRY_SCHEDULE": "1, 2.5,0", "EXCHANGE_READY_REQUIRES_WORKER": "yes",
            "EXCHANGE_BODY_MIN_RATE_BYTES": "-5", "EXCHANGE_HEADER_TIMEOUT_SECONDS": "1.5",
            "EXCHANGE_SMTP_URL": "", "EXCHANGE_SIGNIN_LIMIT_PER_ACCOUNT": "off",

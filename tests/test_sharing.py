@@ -85,7 +85,7 @@ def test_not_visible_is_exactly_like_not_existing(world):
     hidden = world.get("TH", f"/v1/dossiers/{world.my_dossier}")  # TH holds no corresponding application
     missing = world.get("TH", "/v1/dossiers/00000000-0000-0000-0000-000000000000")
     assert hidden.status_code == missing.status_code == 404
-    strip = lambda b: {k: v for k, v in b.items() if k not in ("request_id", "instance", "detail")}
+    strip = lambda b: {k: v for k, v in b.items() if k not in ("request_id", "instance", "detail")}  # noqa: E731
     assert strip(hidden.json()) == strip(missing.json())
     assert hidden.json()["detail"].replace(world.my_dossier, "X") == missing.json()["detail"].replace(
         "00000000-0000-0000-0000-000000000000", "X")
@@ -169,7 +169,8 @@ def test_family_and_citations(world):
 def test_every_decision_is_audited_and_explained(world):
     world.get("SG", f"/v1/dossiers/{world.my_dossier}")
     world.get("TH", f"/v1/dossiers/{world.my_dossier}")
-    items = httpx.get(f"{world.stack.url}/v1/audit", params={"action": "access.decision"}, headers=world.admin).json()["items"]
+    items = httpx.get(f"{world.stack.url}/v1/audit", params={"action": "access.decision"},
+                      headers=world.admin).json()["items"]
     by_office = {(e["office"], e["outcome"]) for e in items if e["subject"] == world.my_dossier}
     assert ("SG", "granted") in by_office and ("TH", "denied") in by_office
     denied = next(e for e in items if e["office"] == "TH")

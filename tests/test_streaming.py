@@ -55,7 +55,8 @@ class RssSampler(threading.Thread):
 
 @pytest.fixture(params=["local", "s3"])
 def server_process(request, tmp_path, s3_server, pg_url):
-    storage = f"file://{tmp_path / 'blobs'}" if request.param == "local" else s3_url(s3_server, bucket=f"mem{os.getpid()}")
+    storage = (f"file://{tmp_path / 'blobs'}" if request.param == "local"
+               else s3_url(s3_server, bucket=f"mem{os.getpid()}"))
     env = {**os.environ, "EXCHANGE_HOME": str(tmp_path), "EXCHANGE_DATABASE_URL": pg_url,
            "EXCHANGE_STORAGE_URL": storage, "EXCHANGE_PUBLIC_URL": "http://exchange.test"}
     from dossiers import registry
@@ -108,7 +109,8 @@ def test_a_large_document_streams_in_constant_memory(server_process):
     token = sign(m, key)
     # Warm up (imports, pools, first deposit path), then take the baseline.
     small = {"s": b"warm"}
-    r = httpx.post(f"{url}/v1/dossiers", headers=headers, data={"manifest": sign(manifest("SG", small, number="1"), key)},
+    r = httpx.post(f"{url}/v1/dossiers", headers=headers,
+                   data={"manifest": sign(manifest("SG", small, number="1"), key)},
                    files={"s": ("s.pdf", small["s"])})
     assert r.status_code == 201, r.text
     baseline = vm(proc.pid, "VmRSS")

@@ -107,6 +107,7 @@ def test_client_secrets_are_stored_hashed(stack):
     from crypto import secrets
 
     with stack.engine.connect() as c:
-        stored = c.execute(sa.text("SELECT secret_hash FROM client WHERE client_id = :c"), {"c": kit.client_id}).scalar_one()
+        stored = c.execute(sa.text("SELECT secret_hash FROM client WHERE client_id = :c"),
+                           {"c": kit.client_id}).scalar_one()
     assert stored.startswith(secrets.CLIENT_HASH_PREFIX) and kit.client_secret not in stored
     assert secrets.client_secret_matches(stored, kit.client_secret)

@@ -21,7 +21,7 @@ from . import logs
 log = logging.getLogger(__name__)
 
 _settings: Settings | None = None
-_context: "Context | None" = None
+_context: Context | None = None
 
 
 def use_settings(settings: Settings) -> None:

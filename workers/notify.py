@@ -19,7 +19,7 @@ import smtplib
 import ssl
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crypto import webhooks
 from dossiers import audit, netguard, repository, signing_keys
+from dossiers.access import decide_for
 from dossiers.db import utcnow
 from dossiers.errors import WebhookTargetRefused
 from dossiers.models import (
@@ -41,7 +42,6 @@ from dossiers.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from dossiers.access import decide_for
 from dossiers.scope import Scope
 
 from .app import celery_app
@@ -70,7 +70,7 @@ def _insert(s):
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- who hears of what ---------------------------------------------------------------------
@@ -123,7 +123,8 @@ def _route(s, ev: OutboxEvent) -> tuple[dict[str, dict], list[dict]]:
     elif topic == "dossier.accessed":
         offices[p["office"]] = {k: p[k] for k in ("dossier_id", "document_id", "accessed_by", "at") if k in p}
     elif topic == "agreement.changed":
-        for code in s.scalars(select(AgreementMember.office_code).where(AgreementMember.agreement_id == p["agreement_id"])):
+        members = select(AgreementMember.office_code).where(AgreementMember.agreement_id == p["agreement_id"])
+        for code in s.scalars(members):
             offices[code] = dict(p)
     elif topic == "aspec_request.decided":
         for code in {p["so_office"], p["fo_office"]}:
@@ -188,7 +189,7 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
         except (TypeError, ValueError):
             return None
 
@@ -346,4 +347,4 @@ def send_email(self, notification_id: str) -> bool:
     try:
         return send_notification_email(ctx.session_factory, ctx.settings, notification_id)
     except (OSError, smtplib.SMTPException) as exc:
-        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
+        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc

@@ -12,7 +12,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import CHUNK_SIZE, ObjectInfo, ObjectNotFound, ObjectRetained, StorageUnavailable, check_key
@@ -22,7 +22,7 @@ _RETENTION = ".retention"
 
 
 class _LocalWriter:
-    def __init__(self, store: "LocalStore", key: str, repair: bool = False):
+    def __init__(self, store: LocalStore, key: str, repair: bool = False):
         self._store = store
         self._key = key
         self._repair = repair
@@ -162,7 +162,7 @@ class LocalStore:
         return ObjectInfo(
             key,
             st.st_size,
-            last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
             retained_until=self._retained_until(key),
         )
 
@@ -192,14 +192,14 @@ class LocalStore:
                     return  # COMPLIANCE retention is never shortened
                 fd, tmp = tempfile.mkstemp(dir=self.root / _TMP, prefix="retention-")
                 with os.fdopen(fd, "w") as f:
-                    f.write(until.astimezone(timezone.utc).isoformat())
+                    f.write(until.astimezone(UTC).isoformat())
                 os.replace(tmp, p)
         except OSError as exc:
             raise StorageUnavailable(f"local store retention failed: {exc}") from None
 
     def delete(self, key: str) -> None:
         until = self._retained_until(key)
-        if until is not None and until > datetime.now(timezone.utc):
+        if until is not None and until > datetime.now(UTC):
             raise ObjectRetained(f"{key} is retained until {until.isoformat()}")
         try:
             self._path(key).unlink()
@@ -210,7 +210,7 @@ class LocalStore:
     def discard(self, key: str, version: str | None) -> None:
         path = self._path(key)
         until = self._retained_until(key)
-        if until is not None and until > datetime.now(timezone.utc):
+        if until is not None and until > datetime.now(UTC):
             raise ObjectRetained(f"{key} is retained until {until.isoformat()}")
         try:
             # A version is the inode a writer put in place; with no version, whatever is there.

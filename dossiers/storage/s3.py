@@ -12,7 +12,7 @@ import collections
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import urllib3
 from minio import Minio
@@ -138,7 +138,7 @@ class _Pipe:
 
 
 class _S3Writer:
-    def __init__(self, store: "S3Store", key: str):
+    def __init__(self, store: S3Store, key: str):
         self._store = store
         self._key = key
         self._pipe = _Pipe()
@@ -191,7 +191,7 @@ class _S3Writer:
 
 
 class _S3Reader:
-    def __init__(self, store: "S3Store", key: str, chunk_size: int):
+    def __init__(self, store: S3Store, key: str, chunk_size: int):
         self._key = key
         try:
             self._resp = store._client.get_object(store.bucket, key)
@@ -282,7 +282,7 @@ class S3Store:
             return  # COMPLIANCE retention can only be extended
         try:
             self._client.set_object_retention(
-                self.bucket, check_key(key), Retention(COMPLIANCE, until.astimezone(timezone.utc))
+                self.bucket, check_key(key), Retention(COMPLIANCE, until.astimezone(UTC))
             )
         except _TRANSPORT_ERRORS as exc:
             raise _map(exc, key) from None
@@ -297,7 +297,7 @@ class S3Store:
         if not versions:
             raise ObjectNotFound(key)
         info = self.stat(key) if any(not o.is_delete_marker for o in versions) else None
-        if info is not None and info.retained_until and info.retained_until > datetime.now(timezone.utc):
+        if info is not None and info.retained_until and info.retained_until > datetime.now(UTC):
             raise ObjectRetained(f"{key} is retained until {info.retained_until.isoformat()}")
         for o in versions:
             try:
@@ -340,7 +340,7 @@ class S3Store:
                 for up in page.uploads:
                     started = up.initiated_time
                     if started is not None and started.tzinfo is None:
-                        started = started.replace(tzinfo=timezone.utc)
+                        started = started.replace(tzinfo=UTC)
                     if started is not None and started < older_than:
                         self._client._abort_multipart_upload(self.bucket, up.object_name, up.upload_id)
                         removed += 1

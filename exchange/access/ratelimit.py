@@ -69,7 +69,7 @@ class RateLimits:
                 try:
                     allowed = self._limiter.hit(rate, *ids)
                     reset_at = None if allowed else self._limiter.get_window_stats(rate, *ids).reset_time
-                except Exception:  # noqa: BLE001 - the counts' store is down: the lock-out still guards
+                except Exception:
                     log.warning("rate limit store unavailable; %s not limited", endpoint, exc_info=True)
                     return
                 if not allowed:

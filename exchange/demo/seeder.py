@@ -422,7 +422,7 @@ def run(host: str, port: int) -> None:
             else:
                 _banner(url, creds if creds["url"] == url else _moved(url, creds, settings.home), settings.home,
                         reused=True)
-        except Exception as exc:  # reported, and the server stops
+        except Exception as exc:  # noqa: BLE001 - reported, and the server stops
             failed.append(exc)
             server.should_exit = True
 

@@ -83,7 +83,7 @@ def register_key(office_code, public_key, kid, alg, not_after, url, client_id, c
     pem = public_key.read_text()
     try:
         kid = kid or thumbprint(pem, alg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to read the key is the same answer
         fail(f"{public_key} is not a {alg} public key: {exc}")
     body = {"kid": kid, "alg": alg, "public_key_pem": pem}
     if not_after:

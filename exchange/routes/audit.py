@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+
 from dossiers import audit
 from dossiers.vocab import AuditAction, AuditOutcome
 

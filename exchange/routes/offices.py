@@ -7,7 +7,17 @@ from dossiers import registry
 
 from ..access.principals import ADMIN, DEPOSITOR, EXAMINER, OFFICE_ADMIN, Principal
 from ..deps import RequestIdDep, SessionDep, require, require_office
-from ..schemas import ClientCreate, ClientCreated, ClientRead, KeyCreate, KeyRead, KeyRevoke, OfficeCreate, OfficeRead, OfficeUpdate
+from ..schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    KeyCreate,
+    KeyRead,
+    KeyRevoke,
+    OfficeCreate,
+    OfficeRead,
+    OfficeUpdate,
+)
 
 router = APIRouter(prefix="/v1/offices", tags=["offices"])
 ANY_CLIENT = (ADMIN, OFFICE_ADMIN, DEPOSITOR, EXAMINER)

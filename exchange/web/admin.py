@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import partial
 from urllib.parse import quote, unquote, urlencode
 
@@ -151,7 +151,7 @@ def _day(value: str, field: str) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=timezone.utc)
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
     except ValueError:
         raise InvalidRequest(f"{field} must be a date (YYYY-MM-DD)") from None
 
@@ -324,7 +324,8 @@ def _create_person(request: Request, session, form: Posted, office: str | None, 
                                  email=form.text("email") or None, actor=form.actor)
     except FORM_ERRORS as exc:
         return _refused(request, session, back, exc)
-    return _redirect(request, back, f"{user.display_name} ({user.username}) can now sign in as {', '.join(user.roles)}.")
+    return _redirect(request, back,
+                     f"{user.display_name} ({user.username}) can now sign in as {', '.join(user.roles)}.")
 
 
 def _change_person(request: Request, session, form: Posted, office: str | None, user_id: str, change: str,

@@ -99,7 +99,7 @@ async def check_csrf(request: Request, ctx: WebContext) -> dict:
     token = form.get("csrf_token")
     if not isinstance(token, str) or not hmac.compare_digest(token, ctx.csrf):
         raise CsrfRefused("the form's security token is missing or wrong; reload the page and try again")
-    return {k: v for k, v in form.multi_items()}
+    return dict(form.multi_items())
 
 
 def new_pre_session_token() -> str:

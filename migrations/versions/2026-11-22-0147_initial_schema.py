@@ -1,16 +1,17 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 01:47:44.867361+00:00
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-import dossiers.db
+from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import dossiers.db
 
 revision = '0001'
 down_revision = None

@@ -6,11 +6,12 @@ Create Date: 2026-11-22 02:09:58.827383+00:00
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-import dossiers.db
+from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import dossiers.db
 
 revision = '0002'
 down_revision = '0001'

@@ -6,8 +6,9 @@ Create Date: 2026-11-22 08:05:00+00:00
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import dossiers.db
 
 revision = '0005'

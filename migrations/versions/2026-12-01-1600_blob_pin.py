@@ -6,8 +6,8 @@ Create Date: 2026-12-01 16:00:00+00:00
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import dossiers.db
 

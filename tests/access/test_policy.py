@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from exchange.access.policy import AgreementFacts, DossierFacts, ViewerFacts, decide
 
-T = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
+T = datetime(2024, 6, 1, 12, tzinfo=UTC)
 ALL = frozenset({"SR", "WO", "ER", "CLAIMS"})
 
 
 def agreement(id="A1", program="ASPEC", members=("SG", "MY"), types=ALL, status="active",
-              valid_from=datetime(2020, 1, 1, tzinfo=timezone.utc), valid_until=None,
+              valid_from=datetime(2020, 1, 1, tzinfo=UTC), valid_until=None,
               require_corresponding=True, share_unpublished=False) -> AgreementFacts:
     return AgreementFacts(id, program, frozenset(members), frozenset(types), status, valid_from, valid_until,
                           require_corresponding, share_unpublished)
@@ -39,11 +39,11 @@ CASES = [
     ("terminated", ViewerFacts("SG", corresponding=True), dossier(), [agreement(status="terminated")],
      {"sr-1": None, "er-1": None}),
     ("window not started", ViewerFacts("SG", corresponding=True), dossier(),
-     [agreement(valid_from=datetime(2025, 1, 1, tzinfo=timezone.utc))], {"sr-1": None, "er-1": None}),
+     [agreement(valid_from=datetime(2025, 1, 1, tzinfo=UTC))], {"sr-1": None, "er-1": None}),
     ("window ended", ViewerFacts("SG", corresponding=True), dossier(),
-     [agreement(valid_until=datetime(2024, 6, 1, 12, tzinfo=timezone.utc))], {"sr-1": None, "er-1": None}),
+     [agreement(valid_until=datetime(2024, 6, 1, 12, tzinfo=UTC))], {"sr-1": None, "er-1": None}),
     ("window ends later", ViewerFacts("SG", corresponding=True), dossier(),
-     [agreement(valid_until=datetime(2024, 6, 1, 12, 1, tzinfo=timezone.utc))],
+     [agreement(valid_until=datetime(2024, 6, 1, 12, 1, tzinfo=UTC))],
      {"sr-1": "agreement:A1", "er-1": "agreement:A1"}),
     ("type not shared hides that document only", ViewerFacts("SG", corresponding=True), dossier(),
      [agreement(types={"SR"})], {"sr-1": "agreement:A1", "er-1": None}),

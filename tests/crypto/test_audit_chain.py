@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,7 +21,7 @@ def build(n: int = 5, *, start_hash: str = GENESIS, start_seq: int = 1) -> list[
             "actor": f"cl_{seq:020d}",
             "office": "SG",
             "dossier_id": f"dos_{seq}",
-            "at": datetime(2026, 11, 22, 1, seq, tzinfo=timezone.utc),
+            "at": datetime(2026, 11, 22, 1, seq, tzinfo=UTC),
             "detail": {"documents": seq, "note": "examiner ✓"},
         }
         h = entry_hash(prev, fields)

@@ -193,9 +193,9 @@ def test_public_pem_from_jwk_refuses_other_key_types(jwk):
 def independent_thumbprint(jwk: dict) -> str:
     """RFC 7638 section 3: the required members only, lexicographic order, no white space."""
     if jwk["kty"] == "EC":
-        text = '{"crv":"%s","kty":"EC","x":"%s","y":"%s"}' % (jwk["crv"], jwk["x"], jwk["y"])
+        text = '{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}'.format(jwk["crv"], jwk["x"], jwk["y"])
     else:
-        text = '{"e":"%s","kty":"RSA","n":"%s"}' % (jwk["e"], jwk["n"])
+        text = '{{"e":"{}","kty":"RSA","n":"{}"}}'.format(jwk["e"], jwk["n"])
     return b64u(hashlib.sha256(text.encode()).digest())
 
 

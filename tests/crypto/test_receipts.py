@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -120,7 +120,7 @@ def test_distinct_receipts_sign_distinct_payloads(exchange_key, published):
 
 
 def test_format_time_is_utc_with_z():
-    t = datetime(2026, 11, 22, 1, 47, 5, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 22, 1, 47, 5, tzinfo=UTC)
     assert receipts.format_time(t) == "2026-11-22T01:47:05Z"
     assert receipts.format_time(t.replace(microsecond=120000)) == "2026-11-22T01:47:05.120000Z"
     # another offset is kept as it is, not silently labelled Z

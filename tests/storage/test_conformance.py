@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -72,7 +72,7 @@ def keys_of(store, prefix: str = "") -> list[str]:
 
 def in_a_day() -> datetime:
     # whole seconds: S3 keeps retain-until dates to the second (or millisecond)
-    return (datetime.now(timezone.utc) + timedelta(days=1)).replace(microsecond=0)
+    return (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
 
 
 # --- write, read, stat ----------------------------------------------------------------------
@@ -157,15 +157,15 @@ def test_partial_uploads_are_swept_when_old_and_only_then(store):
     if store.kind == "local":
         # moto reports every multipart upload as initiated in 2010: only the local store's
         # "young" case can be checked here.
-        assert store.sweep_partial(datetime.now(timezone.utc) - timedelta(hours=1)) == 0
-    assert store.sweep_partial(datetime.now(timezone.utc) + timedelta(minutes=5)) >= 1
+        assert store.sweep_partial(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert store.sweep_partial(datetime.now(UTC) + timedelta(minutes=5)) >= 1
     if store.kind == "s3":
         assert store._client._list_multipart_uploads(store.bucket).uploads == []
     else:
         assert list((store.root / ".tmp").iterdir()) == []
     w.abort()
     assert not store.exists(key)
-    assert store.sweep_partial(datetime.now(timezone.utc) + timedelta(minutes=5)) == 0
+    assert store.sweep_partial(datetime.now(UTC) + timedelta(minutes=5)) == 0
 
 
 def test_ensure_ready_is_idempotent_and_ping_answers(store):

@@ -3,7 +3,6 @@ the exchange served on loopback, with people and data seeded through the real se
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path

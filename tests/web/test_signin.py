@@ -27,7 +27,7 @@ def test_sign_in_and_out(page, web_world):
 
 
 def test_wrong_password_and_lock_out(page, web_world):
-    for attempt in range(5):
+    for _attempt in range(5):
         web_world.sign_in(page, "examiner", password="not the password")
         assert page.locator("#signin-error").inner_text() == users.REFUSED
         assert "exchange_session" not in cookies(page)

@@ -69,7 +69,7 @@ def test_deposit_reaches_exactly_the_offices_that_may_see_it(make_notify_stack, 
     assert "sr-1" not in got[0].body.decode() or "href" not in got[0].body.decode()  # thin: ids and links
     public_key = httpx.get(f"{stack.url}/v1/webhooks/public-key").json()["public_key"]
     verify(got[0], w.hooks["SG"], public_key)
-    with pytest.raises(Exception):
+    with pytest.raises(webhooks.WebhookSignatureInvalid):
         webhooks.verify(got[0].body + b" ", got[0].headers, secret=w.hooks["SG"]["secret"])
     log = httpx.get(f"{stack.url}/v1/offices/SG/deliveries", headers=w.k["SG"].headers).json()
     assert [(d["status"], d["attempts"], d["id"]) for d in log] == [("delivered", 1, got[0].headers["webhook-id"])]
@@ -178,10 +178,12 @@ def test_broker_restarted_without_its_queue_loses_no_event(make_notify_stack, re
     broker.start()  # same port, empty
     stack.start_worker()
     got = wait_for(lambda: receiver.of("dossier.deposited"), 60, what="the webhook after the broker's restart",
-                   explain=lambda: f"outbox: {w.rows('SELECT topic, attempts, sent_at, processed_at, last_error FROM outbox_event')}")
+                   explain=lambda: "outbox: "
+                   + str(w.rows("SELECT topic, attempts, sent_at, processed_at, last_error FROM outbox_event")))
     time.sleep(3)
     assert len(receiver.of("dossier.deposited")) == 1 and got[0].json["data"]["dossier_id"] == dossier
-    assert w.rows("SELECT attempts FROM outbox_event WHERE topic='dossier.deposited' AND processed_at IS NOT NULL")[0][0] >= 1
+    assert w.rows("SELECT attempts FROM outbox_event"
+                  " WHERE topic='dossier.deposited' AND processed_at IS NOT NULL")[0][0] >= 1
     broker.stop()
 
 

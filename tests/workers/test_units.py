@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from dossiers import tracking
