@@ -81,6 +81,7 @@ def normalise_public_pem(pem: str, alg: str) -> str:
 
 
 def generate_private_key(alg: str = "ES256", kid: str | None = None) -> PrivateKey:
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     if alg in _CURVES:
         key = ec.generate_private_key(_CURVES[alg]())
     elif alg == "RS256":
@@ -149,8 +150,9 @@ def public_pem_from_jwk(jwk: dict) -> str:
     def num(v: str) -> int:
         return int.from_bytes(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)), "big")
 
+    key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
     if jwk.get("kty") == "EC":
-        curve = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1}.get(jwk.get("crv"))
+        curve = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1}.get(str(jwk.get("crv")))
         if curve is None:
             raise KeyInvalid("unsupported curve")
         key = ec.EllipticCurvePublicNumbers(num(jwk["x"]), num(jwk["y"]), curve()).public_key()

@@ -104,6 +104,7 @@ def file_request(s: Session, *, so_office: str, route: str, application: dict, f
         raise ReliedDocumentUnknown(f"no such first-office document: {', '.join(bad)}", documents=bad)
     docs = [found[r] for r in refs]
     so = s.get(Office, so_office)
+    assert so is not None  # the caller's own office
     settings = office_settings(so)
     on = requested_on or now.date()
     reasons: list[AspecReason] = []

@@ -309,6 +309,7 @@ class Deposit:
             s.add(dossier)
             s.flush()
             key = signing_keys.current(s)
+            assert self.manifest_sha256 is not None  # set when the manifest was accepted
             token = receipts.issue(receipts.Receipt(
                 dossier_id=dossier.id, office=m.office, manifest_sha256=self.manifest_sha256,
                 signature_sha256=dossier.signature_sha256, received_at=receipts.format_time(received_at),
@@ -338,7 +339,7 @@ class Deposit:
         if not rows:
             return
         inserted = s.execute(insert(Blob).values(list(rows.values()))
-                             .on_conflict_do_nothing(index_elements=["sha256"])).rowcount
+                             .on_conflict_do_nothing(index_elements=["sha256"])).rowcount  # type: ignore[attr-defined]
         if inserted != len(rows):  # a blob shared with an earlier dossier: its retention runs from now too
             s.execute(update(Blob).where(Blob.sha256.in_(list(rows)), Blob.retained_until < self._retain_until)
                       .values(retained_until=self._retain_until))
@@ -390,7 +391,7 @@ class Deposit:
         self._release_pins()
         try:
             code = exc.code if isinstance(exc, DomainError) else "internal-error"
-            detail = {"manifest_sha256": self.manifest_sha256, "kid": self.kid}
+            detail: dict[str, object] = {"manifest_sha256": self.manifest_sha256, "kid": self.kid}
             if isinstance(exc, DepositRefused) and exc.extra:
                 detail.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list)})
             with self._sf.begin() as s:

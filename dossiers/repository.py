@@ -97,7 +97,9 @@ def decision_facts(s: Session, office: str, owner: str, application_id: int) -> 
     """What deciding whether ``office`` may read a dossier of ``owner`` on this application
     needs, in one round trip: whether ``office`` holds a corresponding application, its
     accepted ASPEC requests relying on the application, and the agreements of both offices."""
-    corr, requests, grouped, members = False, [], {}, {}
+    corr, requests = False, []
+    grouped: dict = {}
+    members: dict = {}
     for row in s.execute(_DECISION_FACTS, {"office": office, "owner": owner, "app": application_id}):
         if row[0] == "corresponding":
             corr = True

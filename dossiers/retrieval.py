@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, false, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from crypto.digests import SHA256, Digest, StreamingHasher
@@ -42,7 +43,7 @@ def visible_dossiers(viewer: Viewer) -> Select:
     own; the exchange's operator (the exchange-wide scope) no dossier's content."""
     q = select(Dossier)
     if viewer.scope.is_everything:
-        return q.where(False)
+        return q.where(false())
     return q.where(Dossier.office_code == viewer.scope.code)
 
 
@@ -76,7 +77,7 @@ def open_verified(store: BlobStore, doc: Document, session_factory: sessionmaker
     key = blob_key(doc.sha256)
     # Failures before the first byte are raised, not recorded here: the request's transaction
     # still holds the audit chain's head; the error handler records them after its rollback.
-    where = {"sha256": doc.sha256, "dossier_id": doc.dossier_id, "document_id": doc.document_id}
+    where: dict[str, Any] = {"sha256": doc.sha256, "dossier_id": doc.dossier_id, "document_id": doc.document_id}
     try:
         info = store.stat(key)
     except ObjectNotFound:

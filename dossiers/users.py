@@ -185,6 +185,7 @@ def sign_in(s: Session, username: str, password: str) -> WebUser:
         audit.append(s, action=AuditAction.USER_SIGN_IN, outcome=AuditOutcome.REFUSED,
                      subject=username[:100], reason="unknown user")
         raise SignInRefused(REFUSED)
+    reason: str | None
     if not ok or user.disabled_at is not None:
         counted = _count_failure(s, user.id, now)
         reason = "locked" if not counted else "wrong password" if not ok else "disabled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import NoReturn
 
 import click
 
@@ -11,6 +12,6 @@ def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """End the command with exit status 1 and ``message`` (never a traceback)."""
     raise click.ClickException(message)

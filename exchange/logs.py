@@ -16,7 +16,9 @@ import json
 import logging
 import logging.config
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Literal
 
 from workers.logs import request_id
 
@@ -61,7 +63,8 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     """``time level logger [request id] message`` for people reading a terminal."""
 
-    def __init__(self, fmt: str | None = None, datefmt: str | None = None, style: str = "%", **kwargs):
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, style: Literal["%", "{", "$"] = "%",
+                 **kwargs):
         super().__init__(fmt or "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s", datefmt, style,
                          **kwargs)
 
@@ -70,10 +73,10 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def format_from_env(env: dict | None = None) -> str:
+def format_from_env(env: Mapping[str, str] | None = None) -> str:
     """The format ``EXCHANGE_LOG_FORMAT`` names; ValueError for anything but json or text."""
-    env = os.environ if env is None else env
-    value = (env.get("EXCHANGE_LOG_FORMAT") or "json").strip().lower()
+    source = os.environ if env is None else env
+    value = (source.get("EXCHANGE_LOG_FORMAT") or "json").strip().lower()
     if value not in FORMATS:
         raise ValueError(f"EXCHANGE_LOG_FORMAT must be one of {', '.join(FORMATS)}, not {value!r}")
     return value

@@ -70,7 +70,7 @@ class H11Protocol(_UvicornH11Protocol):
             self.header_timeout = _header_timeout_from_env()
         self._header_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_header_timer()
 
@@ -87,7 +87,7 @@ class H11Protocol(_UvicornH11Protocol):
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+            self._header_timer = self.loop.call_later(self.header_timeout or 0.0, self._headers_too_slow)
 
     def _disarm_header_timer(self) -> None:
         if self._header_timer is not None:

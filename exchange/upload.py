@@ -127,7 +127,8 @@ async def _receive(request: Request, deposit: Deposit, *, max_bytes: int) -> Dep
         except ValueError:
             raise MultipartMalformed("Content-Length is not a number") from None
     parser_events = _Events()
-    parser = MultipartParser(_boundary(request.headers.get("content-type")), parser_events.callbacks(),
+    parser = MultipartParser(_boundary(request.headers.get("content-type")),
+                             parser_events.callbacks(),  # type: ignore[arg-type]
                              max_size=max_bytes)
     received = 0
     state = "start"  # start -> manifest -> between -> document
@@ -183,6 +184,7 @@ async def _receive(request: Request, deposit: Deposit, *, max_bytes: int) -> Dep
                     elif state == "document":
                         await flush()
                         current = part
+                        assert current is not None  # a document part is open in this state
                         await run_in_threadpool(deposit.close_part, current)
                         part = None
                     state = "between"

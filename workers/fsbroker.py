@@ -32,7 +32,7 @@ TRANSPORT = "workers.fsbroker:Transport"
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue, payload, **kwargs):
+    def _put(self, queue, payload, **kwargs):  # type: ignore[override]
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         folder = Path(self.data_folder_out)
         # A leading dot: no consumer's pattern (<stamp>_<uuid>.<queue>.msg) matches it.
@@ -48,7 +48,7 @@ class Channel(filesystem.Channel):
                 pass
             raise ChannelError(f"Cannot add file {name!r} to directory") from exc
 
-    def _get(self, queue):
+    def _get(self, queue):  # type: ignore[override]
         suffix = f".{queue}.msg"
         folder = Path(self.data_folder_in)
         claimed_in = Path(self.processed_folder)

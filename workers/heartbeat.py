@@ -157,7 +157,7 @@ class Heartbeat(bootsteps.StartStopStep):
             if c.blueprint.state != bootsteps.RUN or c.connection is None:
                 continue  # not consuming now (the consumer is restarting): stay silent
             try:
-                beat(self._broker_url, self._node)
+                beat(self._broker_url or "", self._node)
             except Exception as exc:  # noqa: BLE001 - a broker hiccup: try again at the next beat
                 log.warning("worker heartbeat failed: %s", exc)
 
@@ -168,7 +168,7 @@ class Heartbeat(bootsteps.StartStopStep):
         self._thread.join(timeout=EVERY + 1)
         self._thread = None
         try:
-            forget(self._broker_url, self._node)
+            forget(self._broker_url or "", self._node)
         except Exception as exc:  # noqa: BLE001 - it goes stale instead
             log.warning("could not remove the worker heartbeat: %s", exc)
 

@@ -41,7 +41,7 @@ _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "ResourceNotFound"}
 _EOF = object()
 
 
-def _map(exc: Exception, key: str = "") -> StorageError:
+def _map(exc: BaseException, key: str = "") -> StorageError:
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, S3Error):
@@ -143,7 +143,7 @@ class _S3Writer:
         self._key = key
         self._pipe = _Pipe()
         self._size = 0
-        self._result = None
+        self._result: object = None
         self._error: BaseException | None = None
         self._done = False
         self._thread = threading.Thread(target=self._run, name=f"s3-put-{key[-12:]}", daemon=True)
@@ -152,7 +152,7 @@ class _S3Writer:
     def _run(self) -> None:
         try:
             self._result = self._store._client.put_object(
-                self._store.bucket, self._key, self._pipe, length=-1, part_size=PART_SIZE,
+                self._store.bucket, self._key, self._pipe, length=-1, part_size=PART_SIZE,  # type: ignore[arg-type]
                 num_parallel_uploads=PARALLEL_UPLOADS,
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
@@ -264,7 +264,7 @@ class S3Store:
         raw = (st.metadata or {}).get("x-amz-object-lock-retain-until-date")
         if raw:
             until = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return ObjectInfo(key, st.size, last_modified=st.last_modified, retained_until=until,
+        return ObjectInfo(key, st.size or 0, last_modified=st.last_modified, retained_until=until,
                           version=st.version_id)
 
     def exists(self, key: str) -> bool:
@@ -341,7 +341,7 @@ class S3Store:
                     started = up.initiated_time
                     if started is not None and started.tzinfo is None:
                         started = started.replace(tzinfo=UTC)
-                    if started is not None and started < older_than:
+                    if started is not None and started < older_than and up.upload_id:
                         self._client._abort_multipart_upload(self.bucket, up.object_name, up.upload_id)
                         removed += 1
                 if not page.is_truncated or not page.next_key_marker:

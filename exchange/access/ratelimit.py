@@ -73,7 +73,7 @@ class RateLimits:
                     log.warning("rate limit store unavailable; %s not limited", endpoint, exc_info=True)
                     return
                 if not allowed:
-                    retry_after = max(1, math.ceil(reset_at - time.time()))
+                    retry_after = max(1, math.ceil((reset_at or time.time()) - time.time()))
                     who = "from this address" if kind == "address" else "for this account"
                     raise TooManyRequests(f"too many attempts {who} (at most {rate}); try again in "
                                           f"{retry_after} s", retry_after=retry_after)

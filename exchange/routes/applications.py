@@ -3,6 +3,8 @@ caller may see them (:mod:`dossiers.families`, one access decision per dossier).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
@@ -81,7 +83,7 @@ def citations(office: str, number: str, session: SessionDep, rid: RequestIdDep,
     """One table for the whole family: each cited document with, per office, its ST.14
     category and claims, built only from the dossiers the caller may see."""
     fam = families.read(Gate.of(session, principal, rid), office, number)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seen in fam.citations().values():
         rows.append({"cited": seen[0].citation.cited, "citations": [
             {"office": x.dossier.office_code, "application": x.member.number, "category": x.citation.category,

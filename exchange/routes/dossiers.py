@@ -57,9 +57,8 @@ async def deposit(request: Request, settings: SettingsDep, store: StoreDep, rid:
 def list_dossiers(session: SessionDep, rid: RequestIdDep, cursor: str | None = None,
                   limit: int = Query(50, ge=1, le=pagination.MAX_LIMIT), office: str | None = None,
                   principal: Principal = require(*READERS)):
-    after = pagination.decode(cursor, datetime, str)
-    if after is not None:
-        after = tuple(after)
+    decoded = pagination.decode(cursor, datetime, str)
+    after = tuple(decoded) if decoded is not None else None
     rows = retrieval.list_dossiers(session, _viewer(principal, rid), after=after, limit=limit + 1, office=office)
     more = len(rows) > limit
     rows = rows[:limit]

@@ -18,7 +18,7 @@ def healthz() -> dict:
 def readyz(request: Request):
     checks = check_all(request.app.state)
     down = [name for name, c in checks.items() if c["status"] != "ok"]
-    body = {"status": "ok" if not down else "unavailable", "checks": checks}
+    body: dict[str, object] = {"status": "ok" if not down else "unavailable", "checks": checks}
     if down:
         body.update({"type": "/problems/not-ready", "title": "Not ready", "status": 503, "code": "not-ready",
                      "detail": "not answering: " + ", ".join(down)})

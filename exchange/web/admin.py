@@ -497,25 +497,26 @@ def audit_page(request: Request, session: SessionDep, action: str | None = None,
                office: str | None = None, before: str | None = None, limit: str | None = None,
                ctx: WebContext = AnyAdmin):
     action, outcome, office = action or None, outcome or None, (office or "").upper() or None
-    before = int(before) if before and before.isdigit() else None
+    before_seq = int(before) if before and before.isdigit() else None
     size = min(max(int(limit), 10), 200) if limit and limit.isdigit() else AUDIT_PAGE
     scope = ctx.principal.scope
     if not scope.is_everything:
         office = scope.code  # an office-admin reads its own office's entries only
-    rows = audit.page(session, scope=scope, office=office, action=action, outcome=outcome, before_seq=before,
+    rows = audit.page(session, scope=scope, office=office, action=action, outcome=outcome, before_seq=before_seq,
                       limit=size + 1)
     older = None
     if len(rows) > size:
         rows = rows[:size]
-        query = {k: v for k, v in (("action", action), ("outcome", outcome), ("office", office)) if v}
+        query: dict[str, str | int] = {k: v for k, v in (("action", action), ("outcome", outcome), ("office", office))
+                                       if v}
         if size != AUDIT_PAGE:
             query["limit"] = size
         older = "/admin/audit?" + urlencode({**query, "before": rows[-1].seq})
     try:
-        chain = {"ok": True, "count": _chain_watch(request).check(session).count}
+        chain: dict[str, object] = {"ok": True, "count": _chain_watch(request).check(session).count}
     except AuditChainBroken as exc:
         chain = {"ok": False, "seq": exc.seq, "reason": exc.reason}
-    return _page(request, "admin_audit.html", rows=rows, chain=chain, older=older, paged=before is not None,
+    return _page(request, "admin_audit.html", rows=rows, chain=chain, older=older, paged=before_seq is not None,
                  action=action, outcome=outcome, office=office, actions=AUDIT_ACTIONS, outcomes=AUDIT_OUTCOMES,
                  offices=registry.list_offices(session) if ctx.principal.is_admin else [])
 

@@ -42,7 +42,7 @@ def _csp(html: str) -> str:
 
 
 def _page(response: HTMLResponse) -> HTMLResponse:
-    html = response.body.decode()
+    html = bytes(response.body).decode()
     return HTMLResponse(html, headers={"Content-Security-Policy": _csp(html), "X-Frame-Options": "DENY",
                                        "Cache-Control": "no-cache"})
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
@@ -67,7 +68,7 @@ def app_href(app: Application) -> str:
 
 def claims_text(claims: list[int] | None) -> str:
     """``[1, 2, 3, 5]`` as ``1–3, 5``."""
-    out: list[str] = []
+    out: list[list[int]] = []
     for n in sorted(set(claims or [])):
         if out and n == out[-1][1] + 1:
             out[-1][1] = n
@@ -334,7 +335,8 @@ def aspec_file(request: Request, session: SessionDep, rid: RequestIdDep, f: Post
             errors = [exc.detail]
         else:
             return RedirectResponse(f"/aspec/{req.id}", status_code=303)
-    values = {k: f.get(k) for k in ("route", "application", "fo_office", "fo_number", "relied_lines", "claims",
+    values: dict[str, Any] = {k: f.get(k) for k in ("route", "application", "fo_office", "fo_number", "relied_lines",
+                                                    "claims",
                                     "requested_on")}
     values["relied"] = f.getlist("relied")
     return _aspec_form(request, session, f.ctx, rid, values, errors, status_code=422)
