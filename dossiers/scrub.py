@@ -32,12 +32,13 @@ from dossiers.storage import (
     StorageError,
     StorageUnavailable,
 )
+from dossiers.vocab import AuditAction, AuditOutcome, InternalTopic
 
 log = logging.getLogger(__name__)
 
 ACTOR = "worker:scrub"
 OK, CORRUPT, MISSING = "ok", "corrupt", "missing"
-ALERT_TOPIC = "integrity.alert"
+ALERT_TOPIC = InternalTopic.INTEGRITY_ALERT
 PREFIX = "sha256/"
 # S3 keeps retain-until dates to the millisecond, the database to the microsecond: a stored
 # date this close below the recorded one is the same date, not a retention to repair.
@@ -185,7 +186,8 @@ def _record(session_factory: sessionmaker, blob: _Due, state: str, reason: str |
         row.verified_at = now
         if state == OK:
             if previous in (CORRUPT, MISSING):
-                audit.append(s, action="blob.integrity", outcome="restored", actor=ACTOR, subject=blob.sha256,
+                audit.append(s, action=AuditAction.BLOB_INTEGRITY, outcome=AuditOutcome.RESTORED,
+                             actor=ACTOR, subject=blob.sha256,
                              detail={"key": blob.key, "previous": previous})
             return
         if previous == state and _already_reported(s, blob.sha256, reason):
@@ -193,7 +195,8 @@ def _record(session_factory: sessionmaker, blob: _Due, state: str, reason: str |
         dossiers = sorted(set(s.scalars(select(Document.dossier_id).where(Document.sha256 == blob.sha256))))
         outbox.emit(s, ALERT_TOPIC, {"sha256": blob.sha256, "state": state, "reason": reason,
                                      "dossiers": dossiers})
-        audit.append(s, action="blob.integrity", outcome="failed", actor=ACTOR, subject=blob.sha256,
+        audit.append(s, action=AuditAction.BLOB_INTEGRITY, outcome=AuditOutcome.FAILED,
+                     actor=ACTOR, subject=blob.sha256,
                      reason=reason, detail={"key": blob.key, "state": state, "dossiers": dossiers})
 
 
@@ -201,7 +204,7 @@ def _already_reported(s: Session, sha256: str, reason: str | None) -> bool:
     """Whether the latest integrity entry for this blob is the scrub's report of this failure."""
     last = s.execute(
         select(AuditEntry.actor, AuditEntry.outcome, AuditEntry.reason)
-        .where(AuditEntry.action == "blob.integrity", AuditEntry.subject == sha256)
+        .where(AuditEntry.action == AuditAction.BLOB_INTEGRITY, AuditEntry.subject == sha256)
         .order_by(AuditEntry.seq.desc()).limit(1)
     ).first()
     return last is not None and tuple(last) == (ACTOR, "failed", reason)
@@ -282,7 +285,7 @@ def _sweep_batch(session_factory: sessionmaker, store: BlobStore, batch: list[Ob
             continue
         result.deleted += 1
         with session_factory.begin() as s:
-            audit.append(s, action="blob.sweep", outcome="deleted", actor=ACTOR, subject=info.key,
+            audit.append(s, action=AuditAction.BLOB_SWEEP, outcome=AuditOutcome.DELETED, actor=ACTOR, subject=info.key,
                          reason="no blob row", detail={
                              "size": gone.size,
                              "last_modified": gone.last_modified.isoformat() if gone.last_modified else None})

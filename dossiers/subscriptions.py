@@ -14,10 +14,11 @@ from dossiers.db import utcnow
 from dossiers.errors import InvalidRequest, NotFound, WebhookTargetRefused, WebhookTargetUnresolvable
 from dossiers.models import Notification, Office, Watch, WebhookDelivery, WebhookSubscription
 from dossiers.schemas import DOCUMENT_TYPES
+from dossiers.vocab import AuditAction, AuditOutcome, Topic
 
 from . import netguard
 
-TOPICS = ("dossier.deposited", "dossier.accessed", "agreement.changed", "aspec_request.decided")
+TOPICS = tuple(Topic)
 
 
 def subscribe(s: Session, office: str, *, url: str, events: list[str], description: str | None,
@@ -36,7 +37,8 @@ def subscribe(s: Session, office: str, *, url: str, events: list[str], descripti
                               secret=webhooks.new_secret(), description=description, created_by=actor)
     s.add(sub)
     s.flush()
-    audit.append(s, action="webhook.subscribe", outcome="ok", actor=actor, office=office, subject=sub.id,
+    audit.append(s, action=AuditAction.WEBHOOK_SUBSCRIBE, outcome=AuditOutcome.OK,
+                 actor=actor, office=office, subject=sub.id,
                  detail={"url": url, "events": sub.events}, request_id=request_id)
     return sub
 
@@ -57,7 +59,7 @@ def set_status(s: Session, office: str, sub_id: str, status: str, *, actor: str)
     sub = get_subscription(s, office, sub_id)
     sub.status, sub.disabled_reason = status, (None if status == "active" else f"{status} by {actor}")
     s.flush()
-    audit.append(s, action=f"webhook.{status}", outcome="ok", actor=actor, office=office, subject=sub.id)
+    audit.append(s, action=f"webhook.{status}", outcome=AuditOutcome.OK, actor=actor, office=office, subject=sub.id)
     return sub
 
 
@@ -79,7 +81,8 @@ def redeliver(s: Session, office: str, delivery_id: str, *, actor: str) -> Webho
         raise NotFound(f"no delivery {delivery_id}")
     d.status, d.dead_at, d.next_attempt_at = "pending", None, utcnow()
     s.flush()
-    audit.append(s, action="webhook.redeliver", outcome="ok", actor=actor, office=office, subject=d.id)
+    audit.append(s, action=AuditAction.WEBHOOK_REDELIVER, outcome=AuditOutcome.OK,
+                 actor=actor, office=office, subject=d.id)
     return d
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from dossiers import outbox
 from dossiers.db import utcnow
 from dossiers.models import Agreement, AspecRequest, AuditEntry, Document, Dossier, Reminder, WebhookDelivery
+from dossiers.vocab import AuditAction, InternalTopic
 
 EXPIRY_NOTICE = timedelta(days=30)
 
@@ -21,7 +22,8 @@ def _remind_once(session_factory, kind: str, subject: str, offices: list[str], t
             s.add(Reminder(kind=kind, subject=subject))
             s.flush()
             for office in offices:
-                outbox.emit(s, "tracking.reminder", {"kind": kind, "office": office, "title": title, **detail})
+                outbox.emit(s, InternalTopic.TRACKING_REMINDER,
+                            {"kind": kind, "office": office, "title": title, **detail})
     except IntegrityError:
         return False  # sent before
     return True
@@ -68,7 +70,7 @@ def timeline(session, dossier: Dossier) -> list[dict]:
         if d.payload.get("data", {}).get("dossier_id") == dossier.id:
             events.append({"at": d.created_at, "event": "shared", "office": d.office_code,
                            "delivery": d.status})
-    for e in session.scalars(select(AuditEntry).where(AuditEntry.action == "access.decision",
+    for e in session.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.ACCESS_DECISION,
                                                       AuditEntry.subject == dossier.id,
                                                       AuditEntry.office_code != dossier.office_code)
                              .order_by(AuditEntry.seq)):

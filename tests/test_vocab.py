@@ -80,7 +80,7 @@ def test_the_audit_log_and_the_outbox_refuse_values_outside_the_vocabulary(stack
 def test_the_openapi_document_lists_the_values(stack):
     import httpx
 
-    doc = httpx.get(f"{stack.url}/openapi.json").json()
+    doc = httpx.get(f"{stack.url}/openapi.json", timeout=60).json()
     schemas = doc["components"]["schemas"]
     assert schemas["AuditAction"]["enum"] == [a.value for a in AuditAction]
     assert schemas["AuditOutcome"]["enum"] == [o.value for o in AuditOutcome]
