@@ -160,3 +160,36 @@ class UserRole(StrEnum):
 
     EXAMINER = "examiner"
     OFFICE_ADMIN = "office-admin"
+
+
+def markdown() -> str:
+    """``docs/vocabularies.md``: every vocabulary with its values (a test keeps the file current;
+    regenerate it with ``python3 -m dossiers.vocab > docs/vocabularies.md``)."""
+    sections = [
+        ("Document types", DocumentType, "`type` of a manifest's document; agreements' and watches' "
+                                         "`document_types`."),
+        ("Webhook topics", Topic, "`events` of a webhook subscription (none: every topic)."),
+        ("Internal event topics", InternalTopic, "Carried by the outbox to the exchange's own notifications only."),
+        ("Audit actions", AuditAction, "`action` of an audit entry (`GET /v1/audit?action=`)."),
+        ("Audit outcomes", AuditOutcome, "`outcome` of an audit entry (`GET /v1/audit?outcome=`)."),
+        ("ASPEC request statuses", AspecStatus, "`status` of an ASPEC request."),
+        ("ASPEC reason codes", AspecReason, "`reasons` of a rejected ASPEC request."),
+        ("Office roles", OfficeRole, "`roles` of an office."),
+        ("Client roles", ClientRole, "`roles` of an office's API client (the exchange's own admin client has "
+                                     "`admin`)."),
+        ("People's roles", UserRole, "Roles of a person signing in to an office's web pages."),
+    ]
+    out = ["# Vocabularies", "",
+           "Generated from `dossiers/vocab.py` (`python3 -m dossiers.vocab > docs/vocabularies.md`). The values",
+           "are part of the contract (API.md) and are stored in databases: they are never renamed, only added.", ""]
+    for title, enum, where in sections:
+        out += [f"## {title}", "", where, ""]
+        for member in enum:
+            explanation = getattr(member, "explanation", "")
+            out.append(f"- `{member.value}`" + (f": {explanation}" if explanation else ""))
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

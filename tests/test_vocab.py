@@ -62,6 +62,13 @@ def test_the_vocabularies_keep_their_contract_values():
     assert [r.value for r in OfficeRole] == ["depositing", "accessing"]
 
 
+def test_the_vocabulary_page_of_the_docs_is_current():
+    from dossiers import vocab
+
+    assert (ROOT / "docs" / "vocabularies.md").read_text(encoding="utf-8") == vocab.markdown(), (
+        "docs/vocabularies.md is stale: python3 -m dossiers.vocab > docs/vocabularies.md")
+
+
 def test_the_audit_log_and_the_outbox_refuse_values_outside_the_vocabulary(stack):
     with stack.session_factory() as s:
         with pytest.raises(ValueError):
