@@ -19,6 +19,7 @@ from .db import utcnow
 from .errors import NotFound
 from .models import Application, Document, Dossier
 from .scope import Scope, require_scope
+from .vocab import AuditAction, Topic
 
 
 def viewer_facts(session: Session, scope: Scope, dossier: Dossier) -> tuple[policy.ViewerFacts,
@@ -71,7 +72,7 @@ class Gate:
         """The audit entry of a decision. Every audited decision passes here exactly once (the
         entry is written now, or after the rollback for a refusal), so it is counted here."""
         self.observe(decision.visible, decision.rule)
-        return {"action": "access.decision", "outcome": "granted" if decision.visible else "denied",
+        return {"action": AuditAction.ACCESS_DECISION, "outcome": "granted" if decision.visible else "denied",
                 "actor": self.actor, "office": self._office, "subject": d.id, "reason": decision.reason[:1000],
                 "request_id": self.request_id,
                 "detail": {"rule": decision.rule, "dossier_office": d.office_code,
@@ -92,7 +93,7 @@ class Gate:
         if d is None:
             self.observe(False, "unknown-dossier")
             exc = NotFound(f"no dossier {dossier_id}")
-            exc.audit.append({"action": "access.decision", "outcome": "denied", "actor": self.actor,
+            exc.audit.append({"action": AuditAction.ACCESS_DECISION, "outcome": "denied", "actor": self.actor,
                               "office": self._office, "subject": dossier_id[:200], "reason": "no such dossier",
                               "request_id": self.request_id})
             raise exc
@@ -118,14 +119,14 @@ class Gate:
         for doc in self.visible_documents(d, decision):
             if doc.document_id == document_id:
                 if self._office != d.office_code:
-                    outbox.emit(self.session, "dossier.accessed", {
+                    outbox.emit(self.session, Topic.DOSSIER_ACCESSED, {
                         "dossier_id": d.id, "document_id": document_id, "office": d.office_code,
                         "accessed_by": self._office, "at": utcnow().isoformat(),
                     })
                 return doc
         self.observe(False, "document-not-shared")
         exc = NotFound(f"no document {document_id} in dossier {dossier_id}")
-        exc.audit.append({"action": "access.decision", "outcome": "denied", "actor": self.actor,
+        exc.audit.append({"action": AuditAction.ACCESS_DECISION, "outcome": "denied", "actor": self.actor,
                           "office": self._office, "subject": d.id,
                           "reason": f"document {document_id[:64]} is not shared with {self._office}",
                           "request_id": self.request_id})
