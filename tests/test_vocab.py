@@ -32,7 +32,7 @@ def _sources():
 
 def test_every_audit_action_and_outcome_written_in_the_code_is_in_its_enum():
     literal_actions, member_names, families, outcomes = set(), set(), set(), set()
-    for path, text in _sources():
+    for _path, text in _sources():
         literal_actions |= set(re.findall(r'\baction="([^"]+)"', text))
         member_names |= set(re.findall(r"\baction=AuditAction\.([A-Z_]+)", text))
         families |= set(re.findall(r'\baction=f"([a-z_]+\.)\{', text))
