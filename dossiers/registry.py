@@ -6,6 +6,7 @@ Services flush, never commit: the caller's unit of work owns the transaction.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -33,7 +34,7 @@ def citation_key(cited: str) -> str:
 
 # --- offices ---------------------------------------------------------------------------------
 
-def create_office(s: Session, *, code: str, name: str, roles: list[str], settings: dict | None,
+def create_office(s: Session, *, code: str, name: str, roles: Sequence[str], settings: dict | None,
                   actor: str, request_id: str | None = None) -> Office:
     if s.get(Office, code) is not None:
         raise Conflict(f"office {code} is already registered")
@@ -265,7 +266,7 @@ def list_clients(s: Session, office_code: str) -> list[Client]:
     return list(s.scalars(select(Client).where(Client.office_code == office_code).order_by(Client.created_at)))
 
 
-def update_office(s: Session, code: str, *, name: str | None, roles: list[str] | None, settings: dict | None,
+def update_office(s: Session, code: str, *, name: str | None, roles: Sequence[str] | None, settings: dict | None,
                   actor: str, request_id: str | None = None) -> Office:
     """Change an office's name, roles or settings. ``settings`` merges: ``{"aspec": {"requires_cct": true}}``
     or the dotted form ``{"aspec.requires_cct": true}``; a ``null`` value removes a setting."""

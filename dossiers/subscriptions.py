@@ -4,6 +4,7 @@ flush, never commit)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from . import netguard
 TOPICS = tuple(Topic)
 
 
-def subscribe(s: Session, office: str, *, url: str, events: list[str], description: str | None,
+def subscribe(s: Session, office: str, *, url: str, events: Sequence[str], description: str | None,
               allow: tuple[str, ...], actor: str, request_id: str | None = None) -> WebhookSubscription:
     if s.get(Office, office) is None:
         raise NotFound(f"no office {office}")
@@ -88,7 +89,7 @@ def redeliver(s: Session, office: str, delivery_id: str, *, actor: str) -> Webho
 
 # --- watches and the inbox ------------------------------------------------------------------
 
-def watch(s: Session, *, office: str, client_id: str, application, scope: str, document_types: list[str],
+def watch(s: Session, *, office: str, client_id: str, application, scope: str, document_types: Sequence[str],
           email: str | None) -> Watch:
     bad = sorted(set(document_types) - set(DOCUMENT_TYPES))
     if bad:
