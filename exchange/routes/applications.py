@@ -41,7 +41,7 @@ def register_application(body: ApplicationCreate, session: SessionDep, rid: Requ
                          principal: Principal = require(DEPOSITOR)):
     if body.office is not None and body.office != principal.office:
         raise NotOwnApplication(f"this client registers applications of {principal.office}, not {body.office}")
-    app, created = registry.register_application(session, principal.office, body, actor=principal.client_id,
+    app, created = registry.register_application(session, principal.scope.code, body, actor=principal.client_id,
                                                  request_id=rid)
     out = application_read(app)
     return JSONResponse(ApplicationRead(**out).model_dump(mode="json"), status_code=201 if created else 200)

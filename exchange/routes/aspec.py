@@ -25,7 +25,7 @@ def _read(r) -> AspecRequestRead:
 def file_request(body: AspecRequestCreate, session: SessionDep, rid: RequestIdDep,
                  principal: Principal = require(DEPOSITOR, EXAMINER)):
     req = aspec.file_request(
-        session, so_office=principal.office, route=body.route, application=body.application.model_dump(),
+        session, so_office=principal.scope.code, route=body.route, application=body.application.model_dump(),
         first_office_application=body.first_office_application.model_dump(),
         relied_documents=[r.model_dump() for r in body.relied_documents],
         claim_correspondence=[c.model_dump() for c in body.claim_correspondence] if body.claim_correspondence else None,

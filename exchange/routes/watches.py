@@ -57,7 +57,7 @@ def create_watch(body: WatchCreate, session: SessionDep, rid: RequestIdDep,
     if app.office_code != principal.office and app.publication_number is None:
         if not Gate.of(session, principal, rid).visible_in([app])[app.id]:
             raise NotFound(f"no application {body.application.office} {body.application.number}")
-    w = subscriptions.watch(session, office=principal.office, client_id=principal.client_id, application=app,
+    w = subscriptions.watch(session, office=principal.scope.code, client_id=principal.client_id, application=app,
                             scope=body.scope, document_types=body.document_types, email=body.email)
     return _watch(w)
 

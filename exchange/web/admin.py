@@ -161,7 +161,7 @@ def _day(value: str, field: str) -> datetime | None:
 def _visible_offices(session, ctx: WebContext) -> list:
     if ctx.principal.is_admin:
         return registry.list_offices(session)
-    return [registry.get_office(session, ctx.principal.office)]
+    return [registry.get_office(session, ctx.principal.scope.code)]
 
 
 @router.get("/admin")

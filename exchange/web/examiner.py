@@ -253,7 +253,7 @@ def _first_office_candidates(session: Session, principal: Principal, rid: str | 
     if not number:
         return None, []
     try:
-        fv = family_view(session, principal, rid, principal.office, number)
+        fv = family_view(session, principal, rid, principal.scope.code, number)
     except NotFound:
         return None, []
     own_priorities = {p.number_key for p in fv.app.priorities}
@@ -321,11 +321,11 @@ def _aspec_body(f: Posted, office: str) -> tuple[AspecRequestCreate | None, list
 @router.post("/aspec")
 def aspec_file(request: Request, session: SessionDep, rid: RequestIdDep, f: Posted = web_form(*FILERS)):
     principal = f.ctx.principal
-    body, errors = _aspec_body(f, principal.office)
+    body, errors = _aspec_body(f, principal.scope.code)
     if body is not None:
         try:
             req = aspec.file_request(
-                session, so_office=principal.office, route=body.route, application=body.application.model_dump(),
+                session, so_office=principal.scope.code, route=body.route, application=body.application.model_dump(),
                 first_office_application=body.first_office_application.model_dump(),
                 relied_documents=[r.model_dump() for r in body.relied_documents],
                 claim_correspondence=[c.model_dump() for c in body.claim_correspondence]
