@@ -14,6 +14,7 @@ from .errors import Conflict, InvalidRequest, NotFound
 from .models import Agreement, AgreementMember, Office
 from .schemas import DOCUMENT_TYPES
 from .scope import Scope, require_scope
+from .vocab import AuditAction, AuditOutcome, Topic
 
 PROGRAMS = ("ASPEC", "CASE", "BILATERAL")
 TRANSITIONS = {"suspend": ({"active"}, "suspended"), "resume": ({"suspended"}, "active"),
@@ -83,6 +84,7 @@ def transition(s: Session, agreement_id: str, action: str, *, actor: str, reques
 def _changed(s: Session, a: Agreement, change: str, actor: str, request_id: str | None) -> None:
     payload = {"agreement_id": a.id, "change": change, "status": a.status, "program": a.program,
                "members": a.member_codes, "document_types": a.document_types}
-    outbox.emit(s, "agreement.changed", payload)
-    audit.append(s, action=f"agreement.{change}", outcome="ok", actor=actor, subject=a.id, request_id=request_id,
+    outbox.emit(s, Topic.AGREEMENT_CHANGED, payload)
+    audit.append(s, action=AuditAction(f"agreement.{change}"), outcome=AuditOutcome.OK, actor=actor, subject=a.id,
+                 request_id=request_id,
                  detail=payload)

@@ -156,7 +156,8 @@ def _decided(s: Session, req: AspecRequest, actor: str, request_id: str | None) 
     payload = {"aspec_request_id": req.id, "status": req.status, "reasons": req.reasons, "so_office": req.so_office,
                "fo_office": req.fo_office, "route": req.route}
     outbox.emit(s, Topic.ASPEC_REQUEST_DECIDED, payload)
-    audit.append(s, action=AuditAction.ASPEC_REQUEST_DECIDE, outcome=req.status, actor=actor, office=req.so_office,
+    audit.append(s, action=AuditAction.ASPEC_REQUEST_DECIDE, outcome=AuditOutcome(req.status), actor=actor,
+                 office=req.so_office,
                  subject=req.id, reason=",".join(req.reasons) or None, detail=payload, request_id=request_id)
 
 

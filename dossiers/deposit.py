@@ -50,7 +50,7 @@ from .errors import (
 from .models import Blob, Citation, Document, Dossier, OfficeKey, Receipt
 from .schemas import DocumentIn, Manifest, format_errors
 from .storage import BlobStore, BlobWriter, ObjectNotFound, StorageError, blob_key
-from .vocab import AuditAction, AuditOutcome
+from .vocab import AuditAction, AuditOutcome, Topic
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ class Deposit:
                 issuer=self._issuer,
             ), key)
             s.add(Receipt(dossier_id=dossier.id, jws=token, kid=key.kid, received_at=received_at))
-            outbox.emit(s, "dossier.deposited", {
+            outbox.emit(s, Topic.DOSSIER_DEPOSITED, {
                 "dossier_id": dossier.id, "office": m.office, "application": m.application.number,
                 "document_types": sorted({d.type for d in m.documents}),
             })

@@ -60,7 +60,8 @@ def set_status(s: Session, office: str, sub_id: str, status: str, *, actor: str)
     sub = get_subscription(s, office, sub_id)
     sub.status, sub.disabled_reason = status, (None if status == "active" else f"{status} by {actor}")
     s.flush()
-    audit.append(s, action=f"webhook.{status}", outcome=AuditOutcome.OK, actor=actor, office=office, subject=sub.id)
+    audit.append(s, action=AuditAction(f"webhook.{status}"), outcome=AuditOutcome.OK, actor=actor, office=office,
+                 subject=sub.id)
     return sub
 
 

@@ -165,7 +165,7 @@ class UserRole(StrEnum):
 def markdown() -> str:
     """``docs/vocabularies.md``: every vocabulary with its values (a test keeps the file current;
     regenerate it with ``python3 -m dossiers.vocab > docs/vocabularies.md``)."""
-    sections = [
+    sections: list[tuple[str, type[StrEnum], str]] = [
         ("Document types", DocumentType, "`type` of a manifest's document; agreements' and watches' "
                                          "`document_types`."),
         ("Webhook topics", Topic, "`events` of a webhook subscription (none: every topic)."),

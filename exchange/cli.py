@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from dossiers.vocab import AuditAction, AuditOutcome
+
 from . import metrics_dir
 from .clitools import echo_json as _echo_json
 from .clitools import fail as _fail
@@ -227,7 +229,8 @@ def keys_rotate(keep_published_days: int) -> None:
         with sf.begin() as s:
             key = signing_keys.rotate(s, keep_published=timedelta(days=keep_published_days))
             published = [k.kid for k in signing_keys.published(s)]
-            audit.append(s, action="exchange_key.rotate", outcome="ok", actor="cli", subject=key.kid,
+            audit.append(s, action=AuditAction.EXCHANGE_KEY_ROTATE, outcome=AuditOutcome.OK, actor="cli",
+                         subject=key.kid,
                          detail={"keep_published_days": keep_published_days, "published": published})
     _echo_json({"kid": key.kid, "alg": key.alg, "published": published})
 

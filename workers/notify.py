@@ -43,6 +43,7 @@ from dossiers.models import (
     WebhookSubscription,
 )
 from dossiers.scope import Scope
+from dossiers.vocab import AuditAction, AuditOutcome, InternalTopic
 
 from .app import celery_app
 from .base import ExchangeTask, context
@@ -274,9 +275,10 @@ def _finish(session_factory, delivery_id: str, outcome: str, status: int | None,
         else:
             d.status, d.dead_at = "dead", utcnow()
             sub = s.get(WebhookSubscription, d.subscription_id)
-            outbox.emit(s, "webhook.dead", {"delivery_id": d.id, "office": d.office_code, "url": sub.url,
+            outbox.emit(s, InternalTopic.WEBHOOK_DEAD, {"delivery_id": d.id, "office": d.office_code, "url": sub.url,
                                             "topic": d.topic, "error": error, "attempts": d.attempts})
-            audit.append(s, action="webhook.dead", outcome="failed", office=d.office_code, subject=d.id,
+            audit.append(s, action=AuditAction.WEBHOOK_DEAD, outcome=AuditOutcome.FAILED, office=d.office_code,
+                         subject=d.id,
                          reason=error, detail={"url": sub.url, "attempts": d.attempts, "topic": d.topic})
     return outcome
 
