@@ -17,7 +17,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select, text
+from sqlalchemy import delete, exists, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Blob, BlobPin
@@ -37,9 +37,12 @@ def _lock(s: Session, sha256: str) -> None:
 
 
 def relied_on(s: Session, sha256: str) -> bool:
-    """Whether a committed blob row or a pin of a deposit in flight names these bytes."""
-    return bool(s.scalar(select(exists().where(Blob.sha256 == sha256)))
-                or s.scalar(select(exists().where(BlobPin.sha256 == sha256))))
+    """Whether a committed blob row or a pin of a deposit in flight names these bytes.
+
+    One statement, so one snapshot: the deposit that records the row and drops its pin commits
+    both at once, and two statements (under READ COMMITTED) could each miss one of them."""
+    return bool(s.scalar(select(or_(exists().where(Blob.sha256 == sha256),
+                                    exists().where(BlobPin.sha256 == sha256)))))
 
 
 def pin(session_factory: sessionmaker, deposit_id: str, sha256: str) -> None:
