@@ -92,7 +92,6 @@ class _Part:
     fresh: bool  # bytes not yet recorded: pinned by this deposit while it is in flight
     repair: bool = False  # recorded, but the stored bytes are missing or failed their check
     hasher: StreamingHasher = field(default_factory=StreamingHasher)
-    version: str | None = None
     done: bool = False
 
     def write(self, chunk: bytes) -> None:
@@ -244,10 +243,9 @@ class Deposit:
                 f"document {doc.id!r} has sha256 {digest.hex}; the manifest declares {doc.sha256}", document=doc.id
             )
         try:
-            info = part.writer.commit()
+            part.writer.commit()
         except StorageError as exc:
             raise StorageFailure(f"storing document {doc.id!r} failed: {exc}") from None
-        part.version = info.version if info is not None else None
         part.done = True
 
     # --- the end -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import time
 from workers import heartbeat
 
 from . import metrics
+from .processes import terminate
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,14 +121,8 @@ class EmbeddedWorker:
         with self._lock:
             self._stopping.set()
             proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
         if proc is not None:
+            terminate(proc, timeout)
             _end_group(proc.pid)
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -34,6 +34,11 @@ def stop_process(proc, timeout: float = 20) -> None:
     if isinstance(proc, EmbeddedWorker):
         proc.stop(timeout)
         return
+    terminate(proc, timeout)
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -330,14 +330,18 @@ def _damage(stack, sha256: str, how: str) -> None:
             # marker, and the object is gone for every reader.
             stack.store._client.remove_object(stack.store.bucket, key)
         return
-    garbage = b"not the document at all"
+    _overwrite(stack, key, b"not the document at all")
+
+
+def _overwrite(stack, key: str, data: bytes) -> None:
+    """Put other bytes under a document's key behind the exchange's back."""
     if stack.store.kind == "local":
         path = Path(stack.settings.storage_url[len("file://"):]) / key
         path.chmod(0o644)
-        path.write_bytes(garbage)
+        path.write_bytes(data)
     else:
         w = stack.store.writer(key, repair=True)
-        w.write(garbage)
+        w.write(data)
         w.commit()
 
 
@@ -377,15 +381,7 @@ def test_a_repair_found_by_the_scrub_is_recorded_and_repaired(any_stack):
     first = deposit(kit, sign(manifest("SG", {"sr": data}, number="10202322222X"), kit.key), {"sr": data})
     assert first.status_code == 201
     key = blob_key(sha(data))
-    flipped = bytes([data[0] ^ 0xFF]) + data[1:]
-    if any_stack.store.kind == "local":
-        path = Path(any_stack.settings.storage_url[len("file://"):]) / key
-        path.chmod(0o644)
-        path.write_bytes(flipped)
-    else:
-        w = any_stack.store.writer(key, repair=True)
-        w.write(flipped)
-        w.commit()
+    _overwrite(any_stack, key, bytes([data[0] ^ 0xFF]) + data[1:])  # the same size: only a re-hash finds it
     assert scrub(any_stack.session_factory, any_stack.store).corrupt == 1
     again = deposit(kit, sign(manifest("SG", {"sr2": data}, number="10202322222X"), kit.key), {"sr2": data})
     assert again.status_code == 201
